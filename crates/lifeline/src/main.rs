@@ -1,0 +1,3 @@
+//! The `lifeline` binary.
+mod ops;
+fn main() {}

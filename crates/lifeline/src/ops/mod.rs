@@ -1,0 +1,1 @@
+//! Ops toolkit subcommands: `keepalive …` and `sockets …`.

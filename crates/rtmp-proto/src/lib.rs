@@ -1,0 +1,19 @@
+//! Sans-IO RTMP for a live server: bytes in, events and bytes out; no sockets, no runtime.
+//!
+//! ```text
+//!  socket bytes ──► handshake ──► chunk::ChunkReader ──► message::Message ──► session::ServerSession ──► Event
+//!                                                                                  │
+//!  socket bytes ◄──────────────── chunk::ChunkWriter ◄──── replies, media ◄───────┘
+//! ```
+//!
+//! Every length read off the wire is checked against what is actually buffered and against a
+//! named limit before anything is allocated; no input makes this crate panic or recurse without
+//! bound. Specs: Adobe RTMP 1.0 (2012), AMF0 (2006), Enhanced RTMP v1/v2 (Veovera).
+#![forbid(unsafe_code)]
+
+pub mod amf0;
+pub mod chunk;
+pub mod flv;
+pub mod handshake;
+pub mod message;
+pub mod session;

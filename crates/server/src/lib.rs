@@ -1,0 +1,1 @@
+//! The Lifeline RTMP live server.
