@@ -1,1 +1,3 @@
 //! The Lifeline RTMP live server.
+
+pub mod config;
