@@ -6,9 +6,52 @@
 
 mod decode;
 mod encode;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use decode::{decode, decode_all};
 pub use encode::{encode, encode_all};
+
+/// Type markers (AMF0 spec §2.1). Markers we do not decode are listed so error messages and
+/// tests can name them.
+pub mod marker {
+    /// IEEE-754 double.
+    pub const NUMBER: u8 = 0x00;
+    /// One byte, non-zero is true.
+    pub const BOOLEAN: u8 = 0x01;
+    /// UTF-8 with a u16 length.
+    pub const STRING: u8 = 0x02;
+    /// Anonymous object.
+    pub const OBJECT: u8 = 0x03;
+    /// Flash movie clip (reserved, never sent).
+    pub const MOVIECLIP: u8 = 0x04;
+    /// Null.
+    pub const NULL: u8 = 0x05;
+    /// Undefined.
+    pub const UNDEFINED: u8 = 0x06;
+    /// Reference to an earlier complex value (unsupported: it would allow aliasing).
+    pub const REFERENCE: u8 = 0x07;
+    /// Associative array with a (hint-only) count.
+    pub const ECMA_ARRAY: u8 = 0x08;
+    /// Terminator after an empty property name.
+    pub const OBJECT_END: u8 = 0x09;
+    /// Dense array with an authoritative count.
+    pub const STRICT_ARRAY: u8 = 0x0A;
+    /// Date: f64 milliseconds and an i16 time zone.
+    pub const DATE: u8 = 0x0B;
+    /// UTF-8 with a u32 length.
+    pub const LONG_STRING: u8 = 0x0C;
+    /// Unsupported (the marker itself, not our choice).
+    pub const UNSUPPORTED: u8 = 0x0D;
+    /// Record set (reserved).
+    pub const RECORDSET: u8 = 0x0E;
+    /// XML document.
+    pub const XML_DOCUMENT: u8 = 0x0F;
+    /// Typed object (class name + properties).
+    pub const TYPED_OBJECT: u8 = 0x10;
+    /// Switch to AMF3 for the next value.
+    pub const AVMPLUS: u8 = 0x11;
+}
 
 /// Deepest nesting of objects/arrays accepted; real clients use 2 or 3 levels.
 pub const MAX_DEPTH: usize = 32;
@@ -90,12 +133,34 @@ impl Value {
 
     /// Looks up `key` in an object or ECMA array (first match).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.properties()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Builds an object from `(key, value)` pairs, keeping their order.
     pub fn object<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Self {
         Self::Object(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// The boolean inside, if this is a boolean.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Self::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Builds an ECMA array from `(key, value)` pairs, keeping their order; `onMetaData` is
+    /// conventionally sent as one.
+    pub fn ecma_array<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Self {
+        Self::EcmaArray(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// Shorthand for a number value.
+    pub fn number(n: impl Into<f64>) -> Self {
+        Self::Number(n.into())
     }
 
     /// Shorthand for a string value.
