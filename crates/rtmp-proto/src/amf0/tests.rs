@@ -3,7 +3,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 
 /// Finite numbers only, so `PartialEq` on `Value` is a valid round-trip check.
-fn arb_f64() -> impl Strategy<Value = f64> {
+pub(crate) fn arb_f64() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("finite", |n| n.is_finite()),
         Just(0.0),
@@ -75,22 +75,22 @@ proptest! {
 
 // ---- byte builders for hand-made vectors (independent of the encoder) ----
 
-fn s(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn s(out: &mut Vec<u8>, text: &str) {
     out.push(0x02);
     key(out, text);
 }
 
-fn key(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn key(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&(text.len() as u16).to_be_bytes());
     out.extend_from_slice(text.as_bytes());
 }
 
-fn num(out: &mut Vec<u8>, n: f64) {
+pub(crate) fn num(out: &mut Vec<u8>, n: f64) {
     out.push(0x00);
     out.extend_from_slice(&n.to_be_bytes());
 }
 
-fn end(out: &mut Vec<u8>) {
+pub(crate) fn end(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0x00, 0x00, 0x09]);
 }
 
