@@ -14,3 +14,7 @@ mod tcpinfo;
 pub use error::LivenessError;
 pub use options::{Keepalive, SocketLiveness};
 pub use tcpinfo::{TcpInfo, TcpInfoParts, TcpState, tcp_info};
+pub mod diag;
+pub mod pidfd;
+pub mod suspect;
+pub mod sysctl;
