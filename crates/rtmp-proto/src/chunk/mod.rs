@@ -1,10 +1,12 @@
 //! The RTMP chunk stream: messages cut into chunks that may interleave across chunk streams.
 
 mod reader;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 pub use reader::{ChunkReader, ReaderLimits};
-pub use writer::ChunkWriter;
+pub use writer::{ChunkWriter, MAX_CSID, MAX_MESSAGE_LEN, MIN_CSID};
 
 use bytes::Bytes;
 
