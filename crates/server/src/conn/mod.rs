@@ -1,0 +1,380 @@
+//! One task per connection: socket I/O, the protocol session, the stream it publishes or plays,
+//! and a single timer re-armed to the session's earliest deadline.
+
+mod control;
+mod outq;
+
+pub use control::ConnControl;
+
+use crate::registry::{PlayerGuard, PublisherGuard, Registry};
+use crate::stream::{Frame, StreamEvent};
+use crate::config::Config;
+use outq::OutQueue;
+use rtmp_proto::session::{CloseReason, Event, MediaKind, Role, ServerSession};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per wake-up before giving the other duties a turn.
+const READS_PER_WAKE: usize = 16;
+/// A player takes no more fan-out messages while this much output is queued: the bounded
+/// fan-out ring, not this queue, absorbs a slow reader.
+const OUT_HIGH_WATER: usize = 512 * 1024;
+/// How long a refused peer gets to receive its refusal before the socket closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The live streams.
+    pub registry: Arc<Registry>,
+}
+
+struct Player {
+    guard: PlayerGuard,
+    rx: broadcast::Receiver<StreamEvent>,
+    /// Dropping frames until a keyframe after falling a ring behind.
+    skipping: bool,
+    lag_drops: u32,
+    seen_video: bool,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    control: Arc<ConnControl>,
+    session: ServerSession,
+    out: OutQueue,
+    /// Output waits until then to batch more messages (the merge window).
+    write_at: Option<Instant>,
+    publisher: Option<PublisherGuard>,
+    player: Option<Player>,
+    stream_key: Option<String>,
+    /// Set when the connection is to close once its output is flushed (a refusal).
+    closing: Option<(CloseReason, Instant)>,
+    last_tx: Instant,
+}
+
+/// Runs a connection to its end and returns why it ended.
+pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Shared>) -> CloseReason {
+    let now = Instant::now();
+    let session = ServerSession::new(shared.config.session(), now.into_std());
+    let mut conn = Conn {
+        shared,
+        control,
+        session,
+        out: OutQueue::default(),
+        write_at: None,
+        publisher: None,
+        player: None,
+        stream_key: None,
+        closing: None,
+        last_tx: now,
+    };
+    let reason = conn.drive(&stream).await;
+    conn.finish(&stream, &reason);
+    reason
+}
+
+impl Conn {
+    async fn drive(&mut self, stream: &TcpStream) -> CloseReason {
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        loop {
+            self.take_session_output();
+            if let Some((reason, deadline)) = &self.closing
+                && (self.out.is_empty() || Instant::now() >= *deadline)
+            {
+                return reason.clone();
+            }
+            let now = Instant::now();
+            let write_ready = !self.out.is_empty() && self.write_at.is_none_or(|at| at <= now);
+            let deadline = [
+                self.session.poll_timeout().map(Instant::from_std),
+                self.write_at.filter(|_| !self.out.is_empty()),
+                self.closing.as_ref().map(|(_, d)| *d),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600));
+            sleep.as_mut().reset(deadline);
+            let can_take = self.out.len() < OUT_HIGH_WATER && self.closing.is_none();
+
+            tokio::select! {
+                biased;
+                () = self.control.cancelled() => {
+                    return self.control.requested_reason().unwrap_or(CloseReason::Shutdown);
+                }
+                r = stream.writable(), if write_ready => {
+                    if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.write(stream)) {
+                        return reason;
+                    }
+                }
+                r = stream.readable(), if self.closing.is_none() => {
+                    if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.read(stream)) {
+                        return reason;
+                    }
+                }
+                ev = recv_player(&mut self.player), if can_take && self.player.is_some() => {
+                    if let Err(reason) = self.on_stream_event(ev) {
+                        return reason;
+                    }
+                }
+                () = &mut sleep => {
+                    if let Some(reason) = self.session.handle_timeout(Instant::now().into_std()) {
+                        return reason;
+                    }
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, stream: &TcpStream) -> Result<(), CloseReason> {
+        for _ in 0..READS_PER_WAKE {
+            let buf = self.session.recv_buf();
+            buf.reserve(READ_CHUNK);
+            let n = match stream.try_read_buf(buf) {
+                Ok(0) => return Err(CloseReason::PeerClosed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(self.io_reason(&e)),
+            };
+            let now = Instant::now();
+            self.control.touch_rx(now.into_std(), n as u64);
+            self.session
+                .handle_input(now.into_std(), n)
+                .map_err(|e| CloseReason::ProtocolError(e.to_string()))?;
+            self.handle_events()?;
+            if n < READ_CHUNK {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, stream: &TcpStream) -> Result<(), CloseReason> {
+        let mut progressed = false;
+        while !self.out.is_empty() {
+            let slices = self.out.slices();
+            match stream.try_write_vectored(&slices) {
+                Ok(n) => {
+                    drop(slices);
+                    self.out.advance(n);
+                    self.control.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                    progressed |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(self.io_reason(&e)),
+            }
+        }
+        let now = Instant::now();
+        if progressed {
+            self.last_tx = now;
+        }
+        self.session.on_write_state(now.into_std(), !self.out.is_empty(), progressed);
+        Ok(())
+    }
+
+    /// Moves the session's control output to the queue, to be written at once.
+    fn take_session_output(&mut self) {
+        if self.session.has_output() {
+            while let Some(b) = self.session.take_output() {
+                self.out.push(b);
+            }
+            self.write_at = None;
+            self.note_queued();
+        }
+    }
+
+    fn note_queued(&mut self) {
+        if !self.out.is_empty() {
+            self.session.on_write_state(Instant::now().into_std(), true, false);
+        }
+    }
+
+    fn queue_frame(&mut self, frame: &Frame) {
+        if self.out.is_empty() && self.write_at.is_none() {
+            let window = self.shared.config.play.merge_window;
+            self.write_at = (!window.is_zero()).then(|| Instant::now() + window);
+        }
+        self.out.push(frame.chunks.clone());
+    }
+
+    fn handle_events(&mut self) -> Result<(), CloseReason> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Connected { app, tc_url } => {
+                    tracing::debug!(conn = self.control.id, peer = %self.control.peer, %app, ?tc_url, "connect");
+                }
+                Event::PublishRequested { name, .. } => self.on_publish(&name),
+                Event::PlayRequested { name, .. } => self.on_play(&name),
+                Event::Media(media) => {
+                    if let Some(p) = &self.publisher {
+                        p.publish(media);
+                    }
+                }
+                Event::Unpublished => {
+                    if self.publisher.take().is_some() {
+                        tracing::info!(conn = self.control.id, stream = ?self.stream_key, "unpublish");
+                    }
+                }
+                Event::PlayStopped => self.player = None,
+                Event::PingResponse(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_publish(&mut self, name: &str) {
+        let app = self.session.app().to_owned();
+        let now = Instant::now().into_std();
+        match self.shared.registry.publish(&app, name, &self.control, now) {
+            Ok(guard) => {
+                self.session.accept_publish(now);
+                self.stream_key = Some(guard.stream().key.clone());
+                tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, "publish");
+                self.publisher = Some(guard);
+            }
+            Err(refusal) => {
+                tracing::info!(conn = self.control.id, peer = %self.control.peer, "publish refused: {refusal}");
+                self.session.reject_publish(&refusal.to_string());
+                self.closing = Some((CloseReason::Refused(refusal.to_string()), Instant::now() + REFUSAL_LINGER));
+            }
+        }
+    }
+
+    fn on_play(&mut self, name: &str) {
+        let app = self.session.app().to_owned();
+        let (guard, sub) = self.shared.registry.play(&app, name);
+        self.session.accept_play(name, sub.live);
+        self.take_session_output();
+        tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, live = sub.live, "play");
+        self.stream_key = Some(guard.stream().key.clone());
+        let mut player = Player { guard, rx: sub.rx, skipping: false, lag_drops: 0, seen_video: false };
+        for frame in &sub.initial {
+            player.seen_video |= frame.kind == MediaKind::Video;
+            self.out.push(frame.chunks.clone());
+        }
+        self.note_queued();
+        self.player = Some(player);
+    }
+
+    /// Handles one fan-out event, then drains what else is ready while there is room.
+    fn on_stream_event(&mut self, first: Result<StreamEvent, broadcast::error::RecvError>) -> Result<(), CloseReason> {
+        let mut next = Some(first);
+        while let Some(ev) = next.take() {
+            match ev {
+                Ok(StreamEvent::Frame(frame)) => self.play_frame(&frame),
+                Ok(StreamEvent::Published) => self.session.play_notify(true),
+                Ok(StreamEvent::Unpublished) => self.session.play_notify(false),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n)?,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+            self.take_session_output();
+            if self.out.len() < OUT_HIGH_WATER {
+                next = self.player.as_mut().and_then(|p| match p.rx.try_recv() {
+                    Ok(ev) => Some(Ok(ev)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(broadcast::error::RecvError::Lagged(n))),
+                    Err(_) => None,
+                });
+            }
+        }
+        if let Some(p) = &mut self.player
+            && !p.skipping
+            && p.rx.is_empty()
+        {
+            p.lag_drops = 0;
+        }
+        self.note_queued();
+        Ok(())
+    }
+
+    fn play_frame(&mut self, frame: &Frame) {
+        let Some(p) = &mut self.player else { return };
+        p.seen_video |= frame.kind == MediaKind::Video;
+        if p.skipping {
+            let resume = (frame.kind == MediaKind::Video && frame.keyframe)
+                || (frame.kind == MediaKind::Audio && !p.seen_video && !frame.sequence_header);
+            if !resume {
+                return;
+            }
+            p.skipping = false;
+            // Frames were lost: resend the decoder configuration before the keyframe.
+            let headers = p.guard.stream().headers();
+            for h in &headers {
+                self.out.push(h.chunks.clone());
+            }
+        }
+        self.queue_frame(frame);
+    }
+
+    fn lagged(&mut self, missed: u64) -> Result<(), CloseReason> {
+        let Some(p) = &mut self.player else { return Ok(()) };
+        p.skipping = true;
+        p.lag_drops += 1;
+        tracing::debug!(conn = self.control.id, missed, drops = p.lag_drops, "player fell behind, skipping to a keyframe");
+        if p.lag_drops > self.shared.config.play.max_lag_drops {
+            return Err(CloseReason::PlayStall);
+        }
+        Ok(())
+    }
+
+    fn io_reason(&self, e: &io::Error) -> CloseReason {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+                CloseReason::PeerReset
+            }
+            // ETIMEDOUT: with our data sent after the peer's last word, the retransmission
+            // (user) timeout fired; on an idle socket, keepalive did.
+            io::ErrorKind::TimedOut if self.last_tx > Instant::from_std(self.session.last_rx()) => {
+                CloseReason::UserTimeout
+            }
+            io::ErrorKind::TimedOut => CloseReason::KeepaliveTimeout,
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => CloseReason::PeerUnreachable,
+            _ => CloseReason::PeerReset,
+        }
+    }
+
+    fn finish(&mut self, stream: &TcpStream, reason: &CloseReason) {
+        // Free the name before anything else can fail.
+        self.publisher = None;
+        self.player = None;
+        if reason.wants_reset() {
+            // Abortive close: RST now instead of retransmitting into the void.
+            let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+        }
+        let silent_ms = Instant::now().into_std().saturating_duration_since(self.session.last_rx()).as_millis();
+        let role = match self.session.role() {
+            Role::Publisher(_) | Role::PublishPending(_) => "publisher",
+            Role::Player(_) | Role::PlayPending(_) => "player",
+            Role::Idle => "idle",
+        };
+        tracing::info!(
+            conn = self.control.id,
+            peer = %self.control.peer,
+            role,
+            stream = self.stream_key.as_deref().unwrap_or("-"),
+            reason = %reason,
+            silent_ms,
+            bytes_in = self.control.bytes_in.load(Ordering::Relaxed),
+            bytes_out = self.control.bytes_out.load(Ordering::Relaxed),
+            age_ms = self.control.started.elapsed().as_millis(),
+            "close"
+        );
+    }
+}
+
+async fn recv_player(player: &mut Option<Player>) -> Result<StreamEvent, broadcast::error::RecvError> {
+    match player {
+        Some(p) => p.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

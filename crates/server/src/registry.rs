@@ -1,0 +1,194 @@
+//! The stream registry: app + name → stream, with one publisher per name.
+//!
+//! Publisher and player slots are held by RAII guards, so every way a connection can end
+//! (error, timeout, kick, panic) releases what it held.
+
+use crate::config::{Config, OnDuplicate};
+use crate::conn::ConnControl;
+use crate::stream::{PublisherSlot, Stream, StreamState, Subscription};
+use rtmp_proto::session::{CloseReason, Media};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishRefusal {
+    /// The name has a live publisher.
+    #[error("{key} is already being published (incumbent silent for {silent_ms} ms)")]
+    Busy {
+        /// `app/name`.
+        key: String,
+        /// How long the incumbent had been silent.
+        silent_ms: u64,
+    },
+}
+
+/// All live streams.
+#[derive(Debug)]
+pub struct Registry {
+    config: Arc<Config>,
+    streams: Mutex<HashMap<String, Arc<Stream>>>,
+}
+
+fn stream_key(app: &str, name: &str) -> String {
+    format!("{app}/{name}")
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(config: Arc<Config>) -> Self {
+        Self { config, streams: Mutex::new(HashMap::new()) }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
+        self.streams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stream for `key`, created if needed. Lock order is always map, then stream state:
+    /// the caller gets the state locked while the map lock was still held, so the stream
+    /// cannot be dropped from the map in between.
+    fn with_stream<T>(&self, key: &str, f: impl FnOnce(&Arc<Stream>, &mut StreamState) -> T) -> T {
+        let mut map = self.map();
+        let stream = map
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Stream::new(key.to_owned(), &self.config)))
+            .clone();
+        let mut state = stream.lock();
+        drop(map);
+        f(&stream, &mut state)
+    }
+
+    /// Drops `stream` from the map once nobody publishes or plays it.
+    fn release_if_unused(&self, stream: &Arc<Stream>) {
+        let mut map = self.map();
+        let state = stream.lock();
+        if state.publisher.is_none()
+            && state.players == 0
+            && map.get(&stream.key).is_some_and(|current| Arc::ptr_eq(current, stream))
+        {
+            map.remove(&stream.key);
+        }
+    }
+
+    /// The streams, for observability.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.map().values().cloned().collect()
+    }
+
+    /// Claims `app/name` for the connection `control`, applying `[publish] on_duplicate`
+    /// against a live incumbent.
+    pub fn publish(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+        control: &Arc<ConnControl>,
+        now: Instant,
+    ) -> Result<PublisherGuard, PublishRefusal> {
+        let key = stream_key(app, name);
+        self.with_stream(&key, |stream, state| {
+            if let Some(incumbent) = &state.publisher {
+                let silent = now.saturating_duration_since(incumbent.control.last_rx());
+                let takeover = match self.config.publish.on_duplicate {
+                    OnDuplicate::Reject => false,
+                    OnDuplicate::Takeover => true,
+                    OnDuplicate::TakeoverStale => silent >= self.config.publish.stale_after,
+                };
+                if !takeover {
+                    return Err(PublishRefusal::Busy { key: key.clone(), silent_ms: millis(silent) });
+                }
+                tracing::info!(
+                    stream = %key, old = incumbent.control.id, new = control.id,
+                    silent_ms = millis(silent), "publisher taken over"
+                );
+                incumbent.control.close(CloseReason::TakenOver);
+            }
+            stream.begin_publisher(state, PublisherSlot { control: control.clone() });
+            Ok(PublisherGuard { registry: self.clone(), stream: stream.clone(), conn_id: control.id })
+        })
+    }
+
+    /// Attaches a player to `app/name`, publisher or not.
+    pub fn play(self: &Arc<Self>, app: &str, name: &str) -> (PlayerGuard, Subscription) {
+        let key = stream_key(app, name);
+        self.with_stream(&key, |stream, state| {
+            state.players += 1;
+            let sub = stream.subscribe(state);
+            (PlayerGuard { registry: self.clone(), stream: stream.clone() }, sub)
+        })
+    }
+
+    /// Removes the publisher of `app/name` (closing its connection with `reason`). The name is
+    /// free when this returns. Returns whether there was one.
+    pub fn evict_publisher(&self, key: &str, reason: CloseReason) -> bool {
+        let Some(stream) = self.map().get(key).cloned() else { return false };
+        let mut state = stream.lock();
+        let Some(slot) = state.publisher.clone() else { return false };
+        slot.control.close(reason);
+        stream.end_publisher(&mut state);
+        drop(state);
+        self.release_if_unused(&stream);
+        true
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Holds a stream name for a publisher; dropping it frees the name (if still ours).
+#[derive(Debug)]
+pub struct PublisherGuard {
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+    conn_id: u64,
+}
+
+impl PublisherGuard {
+    /// Sends a media message to the stream's players.
+    pub fn publish(&self, media: Media) {
+        self.stream.publish(self.conn_id, media);
+    }
+
+    /// The stream held.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+}
+
+impl Drop for PublisherGuard {
+    fn drop(&mut self) {
+        {
+            let mut state = self.stream.lock();
+            if state.publisher.as_ref().map(|p| p.control.id) == Some(self.conn_id) {
+                self.stream.end_publisher(&mut state);
+            }
+        }
+        self.registry.release_if_unused(&self.stream);
+    }
+}
+
+/// A player's attachment to a stream; dropping it detaches.
+#[derive(Debug)]
+pub struct PlayerGuard {
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+}
+
+impl PlayerGuard {
+    /// The stream played.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+}
+
+impl Drop for PlayerGuard {
+    fn drop(&mut self) {
+        {
+            let mut state = self.stream.lock();
+            state.players = state.players.saturating_sub(1);
+        }
+        self.registry.release_if_unused(&self.stream);
+    }
+}
