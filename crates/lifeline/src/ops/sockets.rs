@@ -48,6 +48,12 @@ struct Filter {
     /// Local or remote port.
     #[arg(long)]
     port: Option<u16>,
+    /// Local port only (`sport` in ss terms), e.g. to hit the server side of a connection.
+    #[arg(long)]
+    local_port: Option<u16>,
+    /// Remote port only (`dport` in ss terms).
+    #[arg(long)]
+    remote_port: Option<u16>,
     /// Owning process id.
     #[arg(long)]
     pid: Option<i32>,
@@ -98,7 +104,12 @@ impl Filter {
     }
 
     fn is_empty(&self) -> bool {
-        self.port.is_none() && self.pid.is_none() && self.state.is_none() && !self.dead
+        self.port.is_none()
+            && self.local_port.is_none()
+            && self.remote_port.is_none()
+            && self.pid.is_none()
+            && self.state.is_none()
+            && !self.dead
     }
 
     /// Dumps, fills owners and keeps the matches, each with its suspicion reasons.
@@ -109,6 +120,8 @@ impl Filter {
         all.retain(|e| {
             self.port
                 .is_none_or(|p| e.local.port() == p || e.remote.port() == p)
+                && self.local_port.is_none_or(|p| e.local.port() == p)
+                && self.remote_port.is_none_or(|p| e.remote.port() == p)
                 && state.is_none_or(|s| e.state == s)
         });
         liveness::diag::fill_owners(&mut all);
