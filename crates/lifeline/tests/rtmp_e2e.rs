@@ -55,7 +55,9 @@ fn ffmpeg_publishes_and_ffmpeg_and_rtmpdump_play() {
     }
     let mut server = start();
     let url = server.url("live/e2e");
-    let mut publisher = ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 12), &server.dir().join("pub.log")).unwrap();
+    let mut publisher =
+        ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 20), &server.dir().join("pub.log"))
+            .unwrap();
     wait_publishing(&mut server, "live/e2e");
 
     let frames = play_frames(&url, 100, Duration::from_secs(20));
@@ -68,14 +70,20 @@ fn ffmpeg_publishes_and_ffmpeg_and_rtmpdump_play() {
 
     if require_tool("rtmpdump part", "rtmpdump") {
         let flv = server.dir().join("dump.flv");
-        let status = Command::new("rtmpdump")
-            .args(["-q", "-v", "-r", &url, "-B", "2", "--stop", "2", "-o"])
+        // rtmpdump keeps a live stream open: let it record for 4 s, then stop it.
+        let mut dump = Command::new("rtmpdump");
+        dump.args(["-q", "-v", "-r", &url, "-o"])
             .arg(&flv)
-            .stdin(Stdio::null())
-            .status()
-            .unwrap();
+            .stdin(Stdio::null());
+        let mut dump = ChildGuard::spawn(&mut dump).unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+        let status = dump.wait_timeout(Duration::ZERO);
+        drop(dump);
         let size = std::fs::metadata(&flv).map(|m| m.len()).unwrap_or(0);
-        assert!(size > 20_000, "rtmpdump wrote {size} bytes (exit {status})");
+        assert!(
+            size > 20_000,
+            "rtmpdump wrote {size} bytes (exit {status:?})"
+        );
         let probe = Command::new("ffprobe")
             .args([
                 "-v",
@@ -113,7 +121,11 @@ fn second_publisher_is_refused_while_the_first_goes_on_then_republish_works() {
     }
     let mut server = start();
     let url = server.url("live/dup");
-    let mut first = ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 6), &server.dir().join("first.log")).unwrap();
+    let mut first = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish(&url, 6),
+        &server.dir().join("first.log"),
+    )
+    .unwrap();
     wait_publishing(&mut server, "live/dup");
     std::thread::sleep(Duration::from_secs(1));
 
@@ -122,7 +134,11 @@ fn second_publisher_is_refused_while_the_first_goes_on_then_republish_works() {
     let player = std::thread::spawn(move || play_frames(&player_url, 75, Duration::from_secs(20)));
 
     let t0 = Instant::now();
-    let mut second = ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 10), &server.dir().join("second.log")).unwrap();
+    let mut second = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish(&url, 10),
+        &server.dir().join("second.log"),
+    )
+    .unwrap();
     let status = second.wait_timeout(Duration::from_secs(5));
     let refused_after = t0.elapsed();
     assert!(
@@ -145,7 +161,11 @@ fn second_publisher_is_refused_while_the_first_goes_on_then_republish_works() {
         "first publisher: {done:?}"
     );
     let mark = server.log_lines();
-    let mut again = ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 3), &server.dir().join("again.log")).unwrap();
+    let mut again = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish(&url, 3),
+        &server.dir().join("again.log"),
+    )
+    .unwrap();
     let line = server.wait_log_after(mark, "publish conn", Duration::from_secs(5));
     assert!(line.is_some(), "republish failed:\n{}", server.log_text());
     let status = again.wait_timeout(Duration::from_secs(15));
@@ -162,13 +182,25 @@ fn player_joining_mid_stream_starts_at_a_keyframe_within_a_second() {
     }
     let mut server = start();
     let url = server.url("live/mid");
-    let _publisher = ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 15), &server.dir().join("pub.log")).unwrap();
+    let _publisher =
+        ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 15), &server.dir().join("pub.log"))
+            .unwrap();
     wait_publishing(&mut server, "live/mid");
     std::thread::sleep(Duration::from_millis(2300)); // join in the middle of a 1 s GOP
 
+    // A low-latency player (as ffplay -fflags nobuffer): ffmpeg's default probing would wait
+    // for seconds of stream before decoding anything, whatever the server does.
     let t0 = Instant::now();
     let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i", &url])
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+        .args([
+            "-fflags",
+            "nobuffer",
+            "-analyzeduration",
+            "200000",
+            "-i",
+            &url,
+        ])
         .args(["-frames:v", "1", "-an", "-f", "null", "-"])
         .output()
         .unwrap();
@@ -229,7 +261,9 @@ fn hostile_bytes_close_only_their_connection() {
     );
 
     let url = server.url("live/after");
-    let _publisher = ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 8), &server.dir().join("pub.log")).unwrap();
+    let _publisher =
+        ChildGuard::spawn_logged(&mut ffmpeg_publish(&url, 8), &server.dir().join("pub.log"))
+            .unwrap();
     wait_publishing(&mut server, "live/after");
     let frames = play_frames(&url, 25, Duration::from_secs(15));
     assert_eq!(frames, 25);

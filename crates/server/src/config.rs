@@ -150,7 +150,10 @@ pub struct PublishConfig {
 
 impl Default for PublishConfig {
     fn default() -> Self {
-        Self { on_duplicate: OnDuplicate::TakeoverStale, stale_after: Duration::from_secs(5) }
+        Self {
+            on_duplicate: OnDuplicate::TakeoverStale,
+            stale_after: Duration::from_secs(5),
+        }
     }
 }
 
@@ -193,18 +196,26 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_connections: 20_000 }
+        Self {
+            max_connections: 20_000,
+        }
     }
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" or \"500ms\": {e}")))
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration like \"30s\" or \"500ms\": {e}"
+        ))
+    })
 }
 
 fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, why: why.into() }
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
 }
 
 impl Config {
@@ -217,8 +228,10 @@ impl Config {
 
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_toml(&text)
     }
 
@@ -300,7 +313,10 @@ mod tests {
 
     #[test]
     fn embedded_defaults_are_the_defaults() {
-        assert_eq!(Config::from_toml(DEFAULT_CONFIG_TOML).unwrap(), Config::default());
+        assert_eq!(
+            Config::from_toml(DEFAULT_CONFIG_TOML).unwrap(),
+            Config::default()
+        );
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
     }
 

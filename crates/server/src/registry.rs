@@ -39,11 +39,16 @@ fn stream_key(app: &str, name: &str) -> String {
 impl Registry {
     /// An empty registry.
     pub fn new(config: Arc<Config>) -> Self {
-        Self { config, streams: Mutex::new(HashMap::new()) }
+        Self {
+            config,
+            streams: Mutex::new(HashMap::new()),
+        }
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
-        self.streams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The stream for `key`, created if needed. Lock order is always map, then stream state:
@@ -66,7 +71,9 @@ impl Registry {
         let state = stream.lock();
         if state.publisher.is_none()
             && state.players == 0
-            && map.get(&stream.key).is_some_and(|current| Arc::ptr_eq(current, stream))
+            && map
+                .get(&stream.key)
+                .is_some_and(|current| Arc::ptr_eq(current, stream))
         {
             map.remove(&stream.key);
         }
@@ -96,7 +103,10 @@ impl Registry {
                     OnDuplicate::TakeoverStale => silent >= self.config.publish.stale_after,
                 };
                 if !takeover {
-                    return Err(PublishRefusal::Busy { key: key.clone(), silent_ms: millis(silent) });
+                    return Err(PublishRefusal::Busy {
+                        key: key.clone(),
+                        silent_ms: millis(silent),
+                    });
                 }
                 tracing::info!(
                     stream = %key, old = incumbent.control.id, new = control.id,
@@ -104,8 +114,17 @@ impl Registry {
                 );
                 incumbent.control.close(CloseReason::TakenOver);
             }
-            stream.begin_publisher(state, PublisherSlot { control: control.clone() });
-            Ok(PublisherGuard { registry: self.clone(), stream: stream.clone(), conn_id: control.id })
+            stream.begin_publisher(
+                state,
+                PublisherSlot {
+                    control: control.clone(),
+                },
+            );
+            Ok(PublisherGuard {
+                registry: self.clone(),
+                stream: stream.clone(),
+                conn_id: control.id,
+            })
         })
     }
 
@@ -115,16 +134,26 @@ impl Registry {
         self.with_stream(&key, |stream, state| {
             state.players += 1;
             let sub = stream.subscribe(state);
-            (PlayerGuard { registry: self.clone(), stream: stream.clone() }, sub)
+            (
+                PlayerGuard {
+                    registry: self.clone(),
+                    stream: stream.clone(),
+                },
+                sub,
+            )
         })
     }
 
     /// Removes the publisher of `app/name` (closing its connection with `reason`). The name is
     /// free when this returns. Returns whether there was one.
     pub fn evict_publisher(&self, key: &str, reason: CloseReason) -> bool {
-        let Some(stream) = self.map().get(key).cloned() else { return false };
+        let Some(stream) = self.map().get(key).cloned() else {
+            return false;
+        };
         let mut state = stream.lock();
-        let Some(slot) = state.publisher.clone() else { return false };
+        let Some(slot) = state.publisher.clone() else {
+            return false;
+        };
         slot.control.close(reason);
         stream.end_publisher(&mut state);
         drop(state);

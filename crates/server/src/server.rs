@@ -29,7 +29,11 @@ impl Server {
         let listener = TcpListener::bind(config.rtmp.listen).await?;
         let config = Arc::new(config);
         let registry = Arc::new(Registry::new(config.clone()));
-        Ok(Self { listener, shared: Arc::new(Shared { config, registry }), shutdown: CancellationToken::new() })
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared { config, registry }),
+            shutdown: CancellationToken::new(),
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -84,7 +88,10 @@ impl Server {
             });
         }
         tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }

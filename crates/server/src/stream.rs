@@ -63,7 +63,10 @@ struct GopCache {
 
 impl GopCache {
     fn headers(&self) -> impl Iterator<Item = &Frame> {
-        self.metadata.iter().chain(&self.video_header).chain(&self.audio_header)
+        self.metadata
+            .iter()
+            .chain(&self.video_header)
+            .chain(&self.audio_header)
     }
 }
 
@@ -125,7 +128,9 @@ impl Stream {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, StreamState> {
         // A poisoned lock means a panic elsewhere while holding it; the state is still usable.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Starts a new publisher's era: fresh cache, rebased timestamps, players notified.
@@ -161,9 +166,13 @@ impl Stream {
         let timestamp = media.timestamp.wrapping_add(state.ts_offset);
         state.last_out_ts = Some(timestamp);
         let (keyframe, sequence_header) = match media.kind {
-            MediaKind::Video => flv::video_info(&media.payload)
-                .map_or((false, false), |v| (v.keyframe && !v.sequence_header, v.sequence_header)),
-            MediaKind::Audio => (false, flv::audio_info(&media.payload).is_some_and(|a| a.sequence_header)),
+            MediaKind::Video => flv::video_info(&media.payload).map_or((false, false), |v| {
+                (v.keyframe && !v.sequence_header, v.sequence_header)
+            }),
+            MediaKind::Audio => (
+                false,
+                flv::audio_info(&media.payload).is_some_and(|a| a.sequence_header),
+            ),
             MediaKind::Metadata => (false, false),
         };
         let header = MessageHeader {
@@ -174,7 +183,13 @@ impl Stream {
         };
         let mut buf = BytesMut::with_capacity(media.payload.len() + 64);
         self.writer.write(&header, &media.payload, &mut buf);
-        let frame = Frame { kind: media.kind, timestamp, keyframe, sequence_header, chunks: buf.freeze() };
+        let frame = Frame {
+            kind: media.kind,
+            timestamp,
+            keyframe,
+            sequence_header,
+            chunks: buf.freeze(),
+        };
         self.cache(&mut state.cache, &frame);
         let _ = self.tx.send(StreamEvent::Frame(frame));
     }
@@ -211,7 +226,11 @@ impl Stream {
     pub(crate) fn subscribe(&self, state: &StreamState) -> Subscription {
         let mut initial: Vec<Frame> = state.cache.headers().cloned().collect();
         initial.extend(state.cache.gop.iter().cloned());
-        Subscription { initial, live: state.publisher.is_some(), rx: self.tx.subscribe() }
+        Subscription {
+            initial,
+            live: state.publisher.is_some(),
+            rx: self.tx.subscribe(),
+        }
     }
 
     /// The current metadata and sequence headers, for a player resuming after a skip.

@@ -12,10 +12,15 @@
 // are acceptable here (the library API still returns io::Result where callers may recover).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod process;
+pub mod rtmp;
+
+pub use process::ChildGuard;
+
 use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// True when running as root. Otherwise prints `SKIPPED <test>: needs root (…)` so a skipped
@@ -42,41 +47,6 @@ pub fn run(cmd: &mut Command) -> io::Result<Output> {
         )));
     }
     Ok(out)
-}
-
-/// A child process that is killed (SIGKILL, by its pid) and reaped when the guard drops.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Child,
-}
-
-impl ChildGuard {
-    /// Spawns `cmd`.
-    pub fn spawn(cmd: &mut Command) -> io::Result<Self> {
-        Ok(Self {
-            child: cmd.spawn()?,
-        })
-    }
-
-    /// The child's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The inner child, e.g. to take its stdout.
-    pub fn child_mut(&mut self) -> &mut Child {
-        &mut self.child
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // std's Child::kill sends SIGKILL to this child's pid only (never by name).
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

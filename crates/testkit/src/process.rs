@@ -1,28 +1,39 @@
 //! Child processes that cannot outlive the test that started them.
 
+use std::io;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process killed (by its pid, never by name) and reaped on drop.
+/// A child process killed (SIGKILL, by its pid, never by name) and reaped on drop.
 #[derive(Debug)]
 pub struct ChildGuard {
     child: Child,
-    name: String,
 }
 
 impl ChildGuard {
-    /// Spawns `cmd`; `name` is for messages.
-    pub fn spawn(name: &str, cmd: &mut Command) -> Self {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { child, name: name.to_owned() }
+    /// Spawns `cmd`.
+    pub fn spawn(cmd: &mut Command) -> io::Result<Self> {
+        Ok(Self {
+            child: cmd.spawn()?,
+        })
     }
 
-    /// Spawns `cmd` with stdin closed and stdout/stderr appended to `log`.
-    pub fn spawn_logged(name: &str, cmd: &mut Command, log: &std::path::Path) -> Self {
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
+    /// Spawns `cmd` with stdin closed and stdout/stderr written to the file `log`.
+    pub fn spawn_logged(cmd: &mut Command, log: &std::path::Path) -> io::Result<Self> {
+        let out = std::fs::File::create(log)?;
+        let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        Self::spawn(name, cmd)
+        Self::spawn(cmd)
+    }
+
+    /// The inner child, e.g. to take its stdout.
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// The child's stdout, when it was piped.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
     }
 
     /// The child's pid.
@@ -82,10 +93,10 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
+        // std's Child::kill sends SIGKILL to this child's pid only.
+        if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
-            let _ = self.child.wait();
-            eprintln!("(stopped {} pid {})", self.name, self.child.id());
         }
+        let _ = self.child.wait();
     }
 }

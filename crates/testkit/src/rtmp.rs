@@ -75,15 +75,29 @@ impl Lifeline {
             }
             None => Command::new(bin),
         };
-        cmd.arg("serve").arg("--config").arg(&config_path).arg("--listen").arg(listen);
-        cmd.env("RUST_LOG", std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "info".into()));
-        let child = ChildGuard::spawn_logged("lifeline", &mut cmd, &log);
-        let mut server = Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), log, child, dir };
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg(listen);
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        let child = ChildGuard::spawn_logged(&mut cmd, &log).expect("start lifeline");
+        let mut server = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+            child,
+            dir,
+        };
         let line = server
             .wait_log("RTMP listening", Duration::from_secs(10))
             .unwrap_or_else(|| panic!("server did not start:\n{}", server.log_text()));
         let addr = line.rsplit("addr=").next().unwrap_or_default().trim();
-        server.addr = addr.parse().unwrap_or_else(|_| panic!("no address in {line:?}"));
+        server.addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("no address in {line:?}"));
         server
     }
 
@@ -108,10 +122,20 @@ impl Lifeline {
     }
 
     /// Like [`Self::wait_log`], ignoring the first `skip` lines.
-    pub fn wait_log_after(&mut self, skip: usize, needle: &str, timeout: Duration) -> Option<String> {
+    pub fn wait_log_after(
+        &mut self,
+        skip: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Option<String> {
         let end = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.log_text().lines().skip(skip).find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .log_text()
+                .lines()
+                .skip(skip)
+                .find(|l| l.contains(needle))
+            {
                 return Some(line.to_owned());
             }
             if Instant::now() >= end || !self.child.is_running() {
@@ -143,7 +167,16 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Command {
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "25",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k"])
         .args(["-t", &seconds.to_string(), "-f", "flv", url]);
     cmd
@@ -154,6 +187,15 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Command {
 pub fn ffmpeg_play_frames(url: &str, frames: u32) -> Command {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i", url])
-        .args(["-frames:v", &frames.to_string(), "-an", "-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+        .args([
+            "-frames:v",
+            &frames.to_string(),
+            "-an",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ]);
     cmd
 }

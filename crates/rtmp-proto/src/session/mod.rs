@@ -333,9 +333,12 @@ impl ServerSession {
             self.timers.set(Timer::PingSend, now + interval);
         }
         if let Role::Publisher(_) = self.role {
-            self.timers.set(Timer::PublishIdle, now + self.config.timeouts.publish_idle);
+            self.timers
+                .set(Timer::PublishIdle, now + self.config.timeouts.publish_idle);
         }
-        if self.peer_ack_window > 0 && self.bytes_in - self.acked_at >= u64::from(self.peer_ack_window) {
+        if self.peer_ack_window > 0
+            && self.bytes_in - self.acked_at >= u64::from(self.peer_ack_window)
+        {
             self.acked_at = self.bytes_in;
             // The sequence number is the byte count modulo 2^32 (RTMP 1.0 §5.4.3).
             let seq = (self.bytes_in & 0xFFFF_FFFF) as u32;
@@ -376,7 +379,11 @@ impl ServerSession {
     fn handle_user_control(&mut self, _timestamp: u32, uc: UserControl) {
         match uc {
             UserControl::PingRequest(ts) => {
-                self.send_message(CSID_CONTROL, 0, &Message::UserControl(UserControl::PingResponse(ts)));
+                self.send_message(
+                    CSID_CONTROL,
+                    0,
+                    &Message::UserControl(UserControl::PingResponse(ts)),
+                );
             }
             UserControl::PingResponse(ts) => self.events.push_back(Event::PingResponse(ts)),
             _ => {}
@@ -385,7 +392,11 @@ impl ServerSession {
 
     fn media(&mut self, raw: &RawMessage, kind: MediaKind, payload: Bytes) {
         if self.role == Role::Publisher(raw.header.stream_id) {
-            self.events.push_back(Event::Media(Media { kind, timestamp: raw.header.timestamp, payload }));
+            self.events.push_back(Event::Media(Media {
+                kind,
+                timestamp: raw.header.timestamp,
+                payload,
+            }));
         }
     }
 
@@ -433,9 +444,14 @@ impl ServerSession {
     /// Sends a Ping Request now and arms the ping timeout (unless one is outstanding).
     pub fn send_ping(&mut self, now: Instant) {
         let ts = self.millis_since_start(now);
-        self.send_message(CSID_CONTROL, 0, &Message::UserControl(UserControl::PingRequest(ts)));
+        self.send_message(
+            CSID_CONTROL,
+            0,
+            &Message::UserControl(UserControl::PingRequest(ts)),
+        );
         if self.timers.get(Timer::PingTimeout).is_none() {
-            self.timers.set(Timer::PingTimeout, now + self.config.timeouts.ping_timeout);
+            self.timers
+                .set(Timer::PingTimeout, now + self.config.timeouts.ping_timeout);
         }
     }
 
@@ -446,7 +462,8 @@ impl ServerSession {
         if !pending {
             self.timers.stop(Timer::WriteStall);
         } else if progressed || self.timers.get(Timer::WriteStall).is_none() {
-            self.timers.set(Timer::WriteStall, now + self.config.timeouts.play_stall);
+            self.timers
+                .set(Timer::WriteStall, now + self.config.timeouts.play_stall);
         }
     }
 
@@ -472,7 +489,12 @@ impl ServerSession {
 
     fn send_message(&mut self, csid: u32, stream_id: u32, msg: &Message) {
         let (type_id, payload) = msg.encode();
-        let header = MessageHeader { csid, timestamp: 0, type_id, stream_id };
+        let header = MessageHeader {
+            csid,
+            timestamp: 0,
+            type_id,
+            stream_id,
+        };
         self.writer.write(&header, &payload, &mut self.out);
     }
 

@@ -85,7 +85,11 @@ impl ServerSession {
             .ok_or_else(|| unexpected(cmd, "connect without an app"))?;
         let (app, _query) = split_query(app.trim_end_matches('/'));
         self.app = app.clone();
-        let tc_url = cmd.command_object.get("tcUrl").and_then(Value::as_str).map(str::to_owned);
+        let tc_url = cmd
+            .command_object
+            .get("tcUrl")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         self.phase = Phase::Connected;
         if let Some(interval) = self.config.timeouts.ping_interval {
             self.timers.set(Timer::PingSend, self.last_rx + interval);
@@ -93,13 +97,24 @@ impl ServerSession {
 
         let window = self.config.window_ack_size;
         self.send_message(CSID_CONTROL, 0, &Message::WindowAckSize(window));
-        self.send_message(CSID_CONTROL, 0, &Message::SetPeerBandwidth { size: window, limit: 2 });
+        self.send_message(
+            CSID_CONTROL,
+            0,
+            &Message::SetPeerBandwidth {
+                size: window,
+                limit: 2,
+            },
+        );
         // Announce first, then switch: the peer applies it to everything that follows.
         let chunk_size = self.config.chunk_size;
         self.send_message(CSID_CONTROL, 0, &Message::SetChunkSize(chunk_size));
         self.writer.set_chunk_size(chunk_size);
 
-        let encoding = cmd.command_object.get("objectEncoding").cloned().unwrap_or(Value::Number(0.0));
+        let encoding = cmd
+            .command_object
+            .get("objectEncoding")
+            .cloned()
+            .unwrap_or(Value::Number(0.0));
         let props = Value::object([
             ("fmsVer", Value::string("FMS/3,0,1,123")),
             ("capabilities", Value::Number(31.0)),
@@ -121,7 +136,11 @@ impl ServerSession {
         }
         self.streams_created += 1;
         let id = self.streams_created;
-        self.result(cmd.transaction_id, Value::Null, Value::Number(f64::from(id)));
+        self.result(
+            cmd.transaction_id,
+            Value::Null,
+            Value::Number(f64::from(id)),
+        );
         Ok(())
     }
 
@@ -144,7 +163,11 @@ impl ServerSession {
         }
         let (name, query) = Self::stream_name(cmd)?;
         self.role = Role::PublishPending(stream_id);
-        self.events.push_back(Event::PublishRequested { stream_id, name, query });
+        self.events.push_back(Event::PublishRequested {
+            stream_id,
+            name,
+            query,
+        });
         Ok(())
     }
 
@@ -157,7 +180,11 @@ impl ServerSession {
         }
         let (name, query) = Self::stream_name(cmd)?;
         self.role = Role::PlayPending(stream_id);
-        self.events.push_back(Event::PlayRequested { stream_id, name, query });
+        self.events.push_back(Event::PlayRequested {
+            stream_id,
+            name,
+            query,
+        });
         Ok(())
     }
 
@@ -175,30 +202,57 @@ impl ServerSession {
 
     /// Grants a pending publish: the peer may now send media.
     pub fn accept_publish(&mut self, now: Instant) {
-        let Role::PublishPending(id) = self.role else { return };
+        let Role::PublishPending(id) = self.role else {
+            return;
+        };
         self.role = Role::Publisher(id);
         self.timers.stop(Timer::Handshake);
         // Counts from now at the latest, so a publisher that never sends media is caught too.
-        self.timers.set(Timer::PublishIdle, now + self.config.timeouts.publish_idle);
+        self.timers
+            .set(Timer::PublishIdle, now + self.config.timeouts.publish_idle);
         self.user_control(UserControl::StreamBegin(id));
-        self.on_status(id, status("status", "NetStream.Publish.Start", "Start publishing."));
+        self.on_status(
+            id,
+            status("status", "NetStream.Publish.Start", "Start publishing."),
+        );
     }
 
     /// Refuses a pending publish with `NetStream.Publish.BadName`; the driver then closes.
     pub fn reject_publish(&mut self, description: &str) {
-        let Role::PublishPending(id) = self.role else { return };
+        let Role::PublishPending(id) = self.role else {
+            return;
+        };
         self.role = Role::Idle;
-        self.on_status(id, status("error", "NetStream.Publish.BadName", description));
+        self.on_status(
+            id,
+            status("error", "NetStream.Publish.BadName", description),
+        );
     }
 
     /// Grants a pending play. `live` says whether a publisher is on the name right now.
     pub fn accept_play(&mut self, name: &str, live: bool) {
-        let Role::PlayPending(id) = self.role else { return };
+        let Role::PlayPending(id) = self.role else {
+            return;
+        };
         self.role = Role::Player(id);
         self.timers.stop(Timer::Handshake);
         self.user_control(UserControl::StreamBegin(id));
-        self.on_status(id, status("status", "NetStream.Play.Reset", &format!("Playing and resetting {name}.")));
-        self.on_status(id, status("status", "NetStream.Play.Start", &format!("Started playing {name}.")));
+        self.on_status(
+            id,
+            status(
+                "status",
+                "NetStream.Play.Reset",
+                &format!("Playing and resetting {name}."),
+            ),
+        );
+        self.on_status(
+            id,
+            status(
+                "status",
+                "NetStream.Play.Start",
+                &format!("Started playing {name}."),
+            ),
+        );
         let access = Message::Data(vec![
             Value::string("|RtmpSampleAccess"),
             Value::Boolean(true),
@@ -212,7 +266,9 @@ impl ServerSession {
 
     /// Refuses a pending play (`NetStream.Play.Failed`); the driver then closes.
     pub fn reject_play(&mut self, description: &str) {
-        let Role::PlayPending(id) = self.role else { return };
+        let Role::PlayPending(id) = self.role else {
+            return;
+        };
         self.role = Role::Idle;
         self.on_status(id, status("error", "NetStream.Play.Failed", description));
     }
@@ -222,9 +278,23 @@ impl ServerSession {
         let Role::Player(id) = self.role else { return };
         if published {
             self.user_control(UserControl::StreamBegin(id));
-            self.on_status(id, status("status", "NetStream.Play.PublishNotify", "Stream is now published."));
+            self.on_status(
+                id,
+                status(
+                    "status",
+                    "NetStream.Play.PublishNotify",
+                    "Stream is now published.",
+                ),
+            );
         } else {
-            self.on_status(id, status("status", "NetStream.Play.UnpublishNotify", "Stream is now unpublished."));
+            self.on_status(
+                id,
+                status(
+                    "status",
+                    "NetStream.Play.UnpublishNotify",
+                    "Stream is now unpublished.",
+                ),
+            );
         }
     }
 
@@ -254,5 +324,8 @@ impl ServerSession {
 }
 
 fn unexpected(cmd: &Command, why: &'static str) -> ProtocolError {
-    ProtocolError::UnexpectedCommand { name: cmd.name.clone(), why }
+    ProtocolError::UnexpectedCommand {
+        name: cmd.name.clone(),
+        why,
+    }
 }

@@ -20,8 +20,13 @@ pub enum Timer {
 }
 
 impl Timer {
-    const ALL: [Timer; 5] =
-        [Self::Handshake, Self::PublishIdle, Self::PingSend, Self::PingTimeout, Self::WriteStall];
+    const ALL: [Timer; 5] = [
+        Self::Handshake,
+        Self::PublishIdle,
+        Self::PingSend,
+        Self::PingTimeout,
+        Self::WriteStall,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -80,9 +85,15 @@ mod tests {
         assert_eq!(table.next(), None);
         table.set(Timer::PublishIdle, t0 + Duration::from_secs(30));
         table.set(Timer::Handshake, t0 + Duration::from_secs(10));
-        assert_eq!(table.next(), Some((Timer::Handshake, t0 + Duration::from_secs(10))));
+        assert_eq!(
+            table.next(),
+            Some((Timer::Handshake, t0 + Duration::from_secs(10)))
+        );
         assert_eq!(table.pop_expired(t0 + Duration::from_secs(5)), None);
-        assert_eq!(table.pop_expired(t0 + Duration::from_secs(10)), Some(Timer::Handshake));
+        assert_eq!(
+            table.pop_expired(t0 + Duration::from_secs(10)),
+            Some(Timer::Handshake)
+        );
         assert_eq!(table.pop_expired(t0 + Duration::from_secs(10)), None);
         table.stop(Timer::PublishIdle);
         assert_eq!(table.next(), None);

@@ -44,7 +44,10 @@ impl ConnControl {
 
     /// Asks the connection to close with `reason`; the first reason given wins.
     pub fn close(&self, reason: CloseReason) {
-        let mut slot = self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.is_none() {
             *slot = Some(reason);
         }
@@ -54,7 +57,10 @@ impl ConnControl {
 
     /// The reason given to [`Self::close`], if any.
     pub fn requested_reason(&self) -> Option<CloseReason> {
-        self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Resolves when the connection was asked to close (or the server shuts down).
@@ -64,7 +70,8 @@ impl ConnControl {
 
     /// Records that the peer sent something at `now`.
     pub fn touch_rx(&self, now: Instant, bytes: u64) {
-        let ms = u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(now.saturating_duration_since(self.started).as_millis())
+            .unwrap_or(u64::MAX);
         self.last_rx_ms.store(ms, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
     }

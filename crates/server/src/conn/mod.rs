@@ -6,11 +6,11 @@ mod outq;
 
 pub use control::ConnControl;
 
+use crate::config::Config;
 use crate::registry::{PlayerGuard, PublisherGuard, Registry};
 use crate::stream::{Frame, StreamEvent};
-use crate::config::Config;
 use outq::OutQueue;
-use rtmp_proto::session::{CloseReason, Event, MediaKind, Role, ServerSession};
+use rtmp_proto::session::{CloseReason, Event, MediaKind, ServerSession};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -60,6 +60,8 @@ struct Conn {
     /// Set when the connection is to close once its output is flushed (a refusal).
     closing: Option<(CloseReason, Instant)>,
     last_tx: Instant,
+    /// The last role held ("publisher", "player"), for the close log.
+    role: &'static str,
 }
 
 /// Runs a connection to its end and returns why it ended.
@@ -77,6 +79,7 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         stream_key: None,
         closing: None,
         last_tx: now,
+        role: "idle",
     };
     let reason = conn.drive(&stream).await;
     conn.finish(&stream, &reason);
@@ -168,7 +171,9 @@ impl Conn {
                 Ok(n) => {
                     drop(slices);
                     self.out.advance(n);
-                    self.control.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                    self.control
+                        .bytes_out
+                        .fetch_add(n as u64, Ordering::Relaxed);
                     progressed |= n > 0;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -179,7 +184,8 @@ impl Conn {
         if progressed {
             self.last_tx = now;
         }
-        self.session.on_write_state(now.into_std(), !self.out.is_empty(), progressed);
+        self.session
+            .on_write_state(now.into_std(), !self.out.is_empty(), progressed);
         Ok(())
     }
 
@@ -196,7 +202,8 @@ impl Conn {
 
     fn note_queued(&mut self) {
         if !self.out.is_empty() {
-            self.session.on_write_state(Instant::now().into_std(), true, false);
+            self.session
+                .on_write_state(Instant::now().into_std(), true, false);
         }
     }
 
@@ -223,7 +230,11 @@ impl Conn {
                 }
                 Event::Unpublished => {
                     if self.publisher.take().is_some() {
-                        tracing::info!(conn = self.control.id, stream = ?self.stream_key, "unpublish");
+                        tracing::info!(
+                            conn = self.control.id,
+                            stream = self.stream_key.as_deref().unwrap_or("-"),
+                            "unpublish"
+                        );
                     }
                 }
                 Event::PlayStopped => self.player = None,
@@ -239,6 +250,7 @@ impl Conn {
         match self.shared.registry.publish(&app, name, &self.control, now) {
             Ok(guard) => {
                 self.session.accept_publish(now);
+                self.role = "publisher";
                 self.stream_key = Some(guard.stream().key.clone());
                 tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, "publish");
                 self.publisher = Some(guard);
@@ -246,7 +258,10 @@ impl Conn {
             Err(refusal) => {
                 tracing::info!(conn = self.control.id, peer = %self.control.peer, "publish refused: {refusal}");
                 self.session.reject_publish(&refusal.to_string());
-                self.closing = Some((CloseReason::Refused(refusal.to_string()), Instant::now() + REFUSAL_LINGER));
+                self.closing = Some((
+                    CloseReason::Refused(refusal.to_string()),
+                    Instant::now() + REFUSAL_LINGER,
+                ));
             }
         }
     }
@@ -255,10 +270,17 @@ impl Conn {
         let app = self.session.app().to_owned();
         let (guard, sub) = self.shared.registry.play(&app, name);
         self.session.accept_play(name, sub.live);
+        self.role = "player";
         self.take_session_output();
         tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, live = sub.live, "play");
         self.stream_key = Some(guard.stream().key.clone());
-        let mut player = Player { guard, rx: sub.rx, skipping: false, lag_drops: 0, seen_video: false };
+        let mut player = Player {
+            guard,
+            rx: sub.rx,
+            skipping: false,
+            lag_drops: 0,
+            seen_video: false,
+        };
         for frame in &sub.initial {
             player.seen_video |= frame.kind == MediaKind::Video;
             self.out.push(frame.chunks.clone());
@@ -268,7 +290,10 @@ impl Conn {
     }
 
     /// Handles one fan-out event, then drains what else is ready while there is room.
-    fn on_stream_event(&mut self, first: Result<StreamEvent, broadcast::error::RecvError>) -> Result<(), CloseReason> {
+    fn on_stream_event(
+        &mut self,
+        first: Result<StreamEvent, broadcast::error::RecvError>,
+    ) -> Result<(), CloseReason> {
         let mut next = Some(first);
         while let Some(ev) = next.take() {
             match ev {
@@ -282,7 +307,9 @@ impl Conn {
             if self.out.len() < OUT_HIGH_WATER {
                 next = self.player.as_mut().and_then(|p| match p.rx.try_recv() {
                     Ok(ev) => Some(Ok(ev)),
-                    Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(broadcast::error::RecvError::Lagged(n))),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(broadcast::error::RecvError::Lagged(n)))
+                    }
                     Err(_) => None,
                 });
             }
@@ -317,10 +344,17 @@ impl Conn {
     }
 
     fn lagged(&mut self, missed: u64) -> Result<(), CloseReason> {
-        let Some(p) = &mut self.player else { return Ok(()) };
+        let Some(p) = &mut self.player else {
+            return Ok(());
+        };
         p.skipping = true;
         p.lag_drops += 1;
-        tracing::debug!(conn = self.control.id, missed, drops = p.lag_drops, "player fell behind, skipping to a keyframe");
+        tracing::debug!(
+            conn = self.control.id,
+            missed,
+            drops = p.lag_drops,
+            "player fell behind, skipping to a keyframe"
+        );
         if p.lag_drops > self.shared.config.play.max_lag_drops {
             return Err(CloseReason::PlayStall);
         }
@@ -329,16 +363,18 @@ impl Conn {
 
     fn io_reason(&self, e: &io::Error) -> CloseReason {
         match e.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-                CloseReason::PeerReset
-            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => CloseReason::PeerReset,
             // ETIMEDOUT: with our data sent after the peer's last word, the retransmission
             // (user) timeout fired; on an idle socket, keepalive did.
             io::ErrorKind::TimedOut if self.last_tx > Instant::from_std(self.session.last_rx()) => {
                 CloseReason::UserTimeout
             }
             io::ErrorKind::TimedOut => CloseReason::KeepaliveTimeout,
-            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => CloseReason::PeerUnreachable,
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                CloseReason::PeerUnreachable
+            }
             _ => CloseReason::PeerReset,
         }
     }
@@ -351,12 +387,11 @@ impl Conn {
             // Abortive close: RST now instead of retransmitting into the void.
             let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
         }
-        let silent_ms = Instant::now().into_std().saturating_duration_since(self.session.last_rx()).as_millis();
-        let role = match self.session.role() {
-            Role::Publisher(_) | Role::PublishPending(_) => "publisher",
-            Role::Player(_) | Role::PlayPending(_) => "player",
-            Role::Idle => "idle",
-        };
+        let silent_ms = Instant::now()
+            .into_std()
+            .saturating_duration_since(self.session.last_rx())
+            .as_millis();
+        let role = self.role;
         tracing::info!(
             conn = self.control.id,
             peer = %self.control.peer,
@@ -372,7 +407,9 @@ impl Conn {
     }
 }
 
-async fn recv_player(player: &mut Option<Player>) -> Result<StreamEvent, broadcast::error::RecvError> {
+async fn recv_player(
+    player: &mut Option<Player>,
+) -> Result<StreamEvent, broadcast::error::RecvError> {
     match player {
         Some(p) => p.rx.recv().await,
         None => std::future::pending().await,

@@ -33,14 +33,20 @@ impl OutQueue {
 
     /// The front buffers as I/O slices for one vectored write.
     pub(crate) fn slices(&self) -> Vec<IoSlice<'_>> {
-        self.bufs.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect()
+        self.bufs
+            .iter()
+            .take(MAX_IOV)
+            .map(|b| IoSlice::new(b))
+            .collect()
     }
 
     /// Drops `n` written bytes from the front.
     pub(crate) fn advance(&mut self, mut n: usize) {
         self.len -= n.min(self.len);
         while n > 0 {
-            let Some(front) = self.bufs.front_mut() else { return };
+            let Some(front) = self.bufs.front_mut() else {
+                return;
+            };
             if n < front.len() {
                 front.advance(n);
                 return;
