@@ -35,7 +35,12 @@ pub fn video_info(body: &[u8]) -> Option<VideoInfo> {
     let codec_id = first & 0x0f;
     // AVC (7) and HEVC (12) carry an AVCPacketType byte: 0 = sequence header.
     let sequence_header = matches!(codec_id, 7 | 12) && body.get(1) == Some(&0);
-    Some(VideoInfo { keyframe: frame_type == 1, sequence_header, codec_id, fourcc: None })
+    Some(VideoInfo {
+        keyframe: frame_type == 1,
+        sequence_header,
+        codec_id,
+        fourcc: None,
+    })
 }
 
 /// What the first bytes of an audio message say.
@@ -58,7 +63,10 @@ pub fn audio_info(body: &[u8]) -> Option<AudioInfo> {
         9 => first & 0x0f == 0,
         _ => false,
     };
-    Some(AudioInfo { sequence_header, sound_format })
+    Some(AudioInfo {
+        sequence_header,
+        sound_format,
+    })
 }
 
 #[cfg(test)]
@@ -87,7 +95,11 @@ mod tests {
 
     #[test]
     fn aac_sequence_header() {
-        assert!(audio_info(&[0xaf, 0x00, 0x12, 0x10]).unwrap().sequence_header);
+        assert!(
+            audio_info(&[0xaf, 0x00, 0x12, 0x10])
+                .unwrap()
+                .sequence_header
+        );
         assert!(!audio_info(&[0xaf, 0x01, 0x21]).unwrap().sequence_header);
         assert!(!audio_info(&[0x2f, 0x00]).unwrap().sequence_header);
     }
