@@ -104,7 +104,8 @@ pub struct LivenessConfig {
     pub tcp_keepalive_interval: Duration,
     /// TCP_KEEPCNT.
     pub tcp_keepalive_count: u32,
-    /// TCP_USER_TIMEOUT; "0s" leaves it off.
+    /// TCP_USER_TIMEOUT, and the age of the last ACK at which a connection with data in
+    /// flight is judged unreachable (checked from TCP_INFO); "0s" leaves both off.
     #[serde(deserialize_with = "duration")]
     pub tcp_user_timeout: Duration,
 }
@@ -114,13 +115,13 @@ impl Default for LivenessConfig {
         Self {
             handshake_timeout: Duration::from_secs(10),
             publish_idle_timeout: Duration::from_secs(30),
-            play_stall_timeout: Duration::from_secs(10),
+            play_stall_timeout: Duration::from_secs(15),
             ping_interval: Duration::from_secs(5),
             ping_timeout: Duration::from_secs(10),
             tcp_keepalive_idle: Duration::from_secs(30),
             tcp_keepalive_interval: Duration::from_secs(10),
             tcp_keepalive_count: 3,
-            tcp_user_timeout: Duration::from_secs(60),
+            tcp_user_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -327,11 +327,7 @@ impl ServerSession {
         self.last_rx = now;
         self.bytes_in += n;
         self.timers.stop(Timer::PingTimeout);
-        if let Some(interval) = self.config.timeouts.ping_interval
-            && matches!(self.phase, Phase::Connected)
-        {
-            self.timers.set(Timer::PingSend, now + interval);
-        }
+        self.arm_ping(now);
         if let Role::Publisher(_) = self.role {
             self.timers
                 .set(Timer::PublishIdle, now + self.config.timeouts.publish_idle);
@@ -439,6 +435,19 @@ impl ServerSession {
             }
         }
         None
+    }
+
+    /// Schedules the next ping for a connection silent since `now`. Publishers are exempt:
+    /// their silence is judged by `publish_idle` (and by a challenge when a newcomer wants
+    /// their name), so an encoder that pauses is never pinged away sooner than operators expect.
+    pub(super) fn arm_ping(&mut self, now: Instant) {
+        let publishing = matches!(self.role, Role::Publisher(_) | Role::PublishPending(_));
+        match self.config.timeouts.ping_interval {
+            Some(interval) if matches!(self.phase, Phase::Connected) && !publishing => {
+                self.timers.set(Timer::PingSend, now + interval);
+            }
+            _ => self.timers.stop(Timer::PingSend),
+        }
     }
 
     /// Sends a Ping Request now and arms the ping timeout (unless one is outstanding).

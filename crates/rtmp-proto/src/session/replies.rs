@@ -91,9 +91,7 @@ impl ServerSession {
             .and_then(Value::as_str)
             .map(str::to_owned);
         self.phase = Phase::Connected;
-        if let Some(interval) = self.config.timeouts.ping_interval {
-            self.timers.set(Timer::PingSend, self.last_rx + interval);
-        }
+        self.arm_ping(self.last_rx);
 
         let window = self.config.window_ack_size;
         self.send_message(CSID_CONTROL, 0, &Message::WindowAckSize(window));
@@ -210,6 +208,8 @@ impl ServerSession {
         // Counts from now at the latest, so a publisher that never sends media is caught too.
         self.timers
             .set(Timer::PublishIdle, now + self.config.timeouts.publish_idle);
+        self.timers.stop(Timer::PingSend);
+        self.timers.stop(Timer::PingTimeout);
         self.user_control(UserControl::StreamBegin(id));
         self.on_status(
             id,

@@ -26,6 +26,8 @@ const READS_PER_WAKE: usize = 16;
 /// A player takes no more fan-out messages while this much output is queued: the bounded
 /// fan-out ring, not this queue, absorbs a slow reader.
 const OUT_HIGH_WATER: usize = 512 * 1024;
+/// Longest gap between two looks at a player's TCP_INFO.
+const PEER_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a refused peer gets to receive its refusal before the socket closes.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
@@ -62,6 +64,9 @@ struct Conn {
     last_tx: Instant,
     /// The last role held ("publisher", "player"), for the close log.
     role: &'static str,
+    /// Next look at TCP_INFO for a player: data in flight and no ACK for `tcp_user_timeout`
+    /// means the peer is gone (PeerUnreachable).
+    peer_check_at: Option<Instant>,
 }
 
 /// Runs a connection to its end and returns why it ended.
@@ -80,8 +85,9 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         closing: None,
         last_tx: now,
         role: "idle",
+        peer_check_at: None,
     };
-    let reason = conn.drive(&stream).await;
+    let reason = refine_timeout(conn.drive(&stream).await, &stream);
     conn.finish(&stream, &reason);
     reason
 }
@@ -103,6 +109,7 @@ impl Conn {
                 self.session.poll_timeout().map(Instant::from_std),
                 self.write_at.filter(|_| !self.out.is_empty()),
                 self.closing.as_ref().map(|(_, d)| *d),
+                self.peer_check_at,
             ]
             .into_iter()
             .flatten()
@@ -132,7 +139,13 @@ impl Conn {
                     }
                 }
                 () = &mut sleep => {
-                    if let Some(reason) = self.session.handle_timeout(Instant::now().into_std()) {
+                    let now = Instant::now();
+                    if let Some(reason) = self.session.handle_timeout(now.into_std()) {
+                        return reason;
+                    }
+                    if self.peer_check_at.is_some_and(|at| at <= now)
+                        && let Err(reason) = self.check_peer(stream, now)
+                    {
                         return reason;
                     }
                 }
@@ -237,7 +250,10 @@ impl Conn {
                         );
                     }
                 }
-                Event::PlayStopped => self.player = None,
+                Event::PlayStopped => {
+                    self.player = None;
+                    self.peer_check_at = None;
+                }
                 Event::PingResponse(_) => {}
             }
         }
@@ -287,6 +303,43 @@ impl Conn {
         }
         self.note_queued();
         self.player = Some(player);
+        self.peer_check_at = self
+            .user_timeout()
+            .map(|u| Instant::now() + u.min(PEER_CHECK_EVERY));
+    }
+
+    fn user_timeout(&self) -> Option<Duration> {
+        let u = self.shared.config.liveness.tcp_user_timeout;
+        (!u.is_zero()).then_some(u)
+    }
+
+    /// Kernel evidence: with data in flight and no ACK for `tcp_user_timeout`, the peer's
+    /// host is gone. Checked at least every [`PEER_CHECK_EVERY`], and exactly when the
+    /// oldest unanswered data would reach the bound, so this fires before the kernel's own
+    /// TCP_USER_TIMEOUT (which counts from the later retransmission start).
+    fn check_peer(&mut self, stream: &TcpStream, now: Instant) -> Result<(), CloseReason> {
+        let Some(limit) = self.user_timeout() else {
+            self.peer_check_at = None;
+            return Ok(());
+        };
+        let next = match liveness::tcp_info(stream) {
+            Ok(info) if info.unacked > 0 => {
+                let silent = Duration::from_millis(u64::from(info.last_ack_recv_ms));
+                if silent >= limit {
+                    tracing::debug!(
+                        conn = self.control.id,
+                        unacked = info.unacked,
+                        last_ack_ms = info.last_ack_recv_ms,
+                        "peer unreachable"
+                    );
+                    return Err(CloseReason::PeerUnreachable);
+                }
+                (limit - silent).clamp(Duration::from_millis(50), PEER_CHECK_EVERY)
+            }
+            _ => limit.min(PEER_CHECK_EVERY),
+        };
+        self.peer_check_at = Some(now + next);
+        Ok(())
     }
 
     /// Handles one fan-out event, then drains what else is ready while there is room.
@@ -383,6 +436,7 @@ impl Conn {
         // Free the name before anything else can fail.
         self.publisher = None;
         self.player = None;
+        self.peer_check_at = None;
         if reason.wants_reset() {
             // Abortive close: RST now instead of retransmitting into the void.
             let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
@@ -404,6 +458,22 @@ impl Conn {
             age_ms = self.control.started.elapsed().as_millis(),
             "close"
         );
+    }
+}
+
+/// The kernel says only ETIMEDOUT; its counters say which timer gave up: keepalive probes
+/// went unanswered (idle socket), or retransmissions did (data in flight, TCP_USER_TIMEOUT).
+fn refine_timeout(reason: CloseReason, stream: &TcpStream) -> CloseReason {
+    if !matches!(
+        reason,
+        CloseReason::KeepaliveTimeout | CloseReason::UserTimeout
+    ) {
+        return reason;
+    }
+    match liveness::tcp_info(stream) {
+        Ok(info) if info.retransmits > 0 || info.unacked > 0 => CloseReason::UserTimeout,
+        Ok(info) if info.probes > 0 => CloseReason::KeepaliveTimeout,
+        _ => reason,
     }
 }
 
