@@ -196,6 +196,9 @@ impl ServerSession {
             Role::Idle => return,
         }
         self.role = Role::Idle;
+        // Publishing disarmed the pings (and accepting it the handshake deadline); without
+        // them a silent ex-publisher would have no deadline at all.
+        self.arm_ping(self.last_rx);
     }
 
     /// Grants a pending publish: the peer may now send media.
