@@ -147,6 +147,10 @@ pub struct PublishConfig {
     /// With "takeover-stale": how long the incumbent must have been silent to lose the name.
     #[serde(deserialize_with = "duration")]
     pub stale_after: Duration,
+    /// With "takeover-stale": how long a challenged incumbent has to show any sign of life
+    /// (never less than 3 × its smoothed RTT).
+    #[serde(deserialize_with = "duration")]
+    pub challenge_timeout: Duration,
 }
 
 impl Default for PublishConfig {
@@ -154,6 +158,7 @@ impl Default for PublishConfig {
         Self {
             on_duplicate: OnDuplicate::TakeoverStale,
             stale_after: Duration::from_secs(5),
+            challenge_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -262,6 +267,11 @@ impl Config {
         self.socket_liveness()
             .validate()
             .map_err(|e| invalid("liveness.tcp_keepalive_*", e.to_string()))?;
+        if !(Duration::from_millis(100)..=Duration::from_secs(30))
+            .contains(&self.publish.challenge_timeout)
+        {
+            return Err(invalid("publish.challenge_timeout", "must be 100ms..=30s"));
+        }
         if self.play.queue_messages < 16 {
             return Err(invalid("play.queue_messages", "must be at least 16"));
         }

@@ -16,13 +16,43 @@ use std::time::{Duration, Instant};
 #[non_exhaustive]
 pub enum PublishRefusal {
     /// The name has a live publisher.
-    #[error("{key} is already being published (incumbent silent for {silent_ms} ms)")]
+    #[error("{key} is already being published ({why}; incumbent silent for {silent_ms} ms)")]
     Busy {
         /// `app/name`.
         key: String,
         /// How long the incumbent had been silent.
         silent_ms: u64,
+        /// Which rule refused.
+        why: &'static str,
     },
+}
+
+/// What a publish request gets.
+#[derive(Debug)]
+pub enum PublishOutcome {
+    /// The name is the caller's.
+    Granted(PublisherGuard),
+    /// Refused now.
+    Refused(PublishRefusal),
+    /// The incumbent is being challenged; call [`Registry::resolve_challenge`] at the deadline.
+    Challenged(ChallengeTicket),
+}
+
+/// A newcomer's claim while the incumbent is challenged.
+#[derive(Debug)]
+pub struct ChallengeTicket {
+    stream: Arc<Stream>,
+    started: Instant,
+    /// When to call [`Registry::resolve_challenge`].
+    pub deadline: Instant,
+}
+
+/// The one challenge a stream may have at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct Challenge {
+    pub(crate) challenger: u64,
+    /// After this the challenge is abandoned (its newcomer left without resolving it).
+    pub(crate) deadline: Instant,
 }
 
 /// All live streams.
@@ -85,28 +115,55 @@ impl Registry {
     }
 
     /// Claims `app/name` for the connection `control`, applying `[publish] on_duplicate`
-    /// against a live incumbent.
+    /// against a live incumbent. Under "takeover-stale" an incumbent that is not plainly stale
+    /// is challenged: the outcome comes from [`Self::resolve_challenge`] at the ticket's
+    /// deadline.
     pub fn publish(
         self: &Arc<Self>,
         app: &str,
         name: &str,
         control: &Arc<ConnControl>,
         now: Instant,
-    ) -> Result<PublisherGuard, PublishRefusal> {
+    ) -> PublishOutcome {
         let key = stream_key(app, name);
         self.with_stream(&key, |stream, state| {
             if let Some(incumbent) = &state.publisher {
                 let silent = now.saturating_duration_since(incumbent.control.last_rx());
-                let takeover = match self.config.publish.on_duplicate {
-                    OnDuplicate::Reject => false,
-                    OnDuplicate::Takeover => true,
-                    OnDuplicate::TakeoverStale => silent >= self.config.publish.stale_after,
-                };
-                if !takeover {
-                    return Err(PublishRefusal::Busy {
+                let busy = |why: &'static str| {
+                    PublishOutcome::Refused(PublishRefusal::Busy {
                         key: key.clone(),
                         silent_ms: millis(silent),
-                    });
+                        why,
+                    })
+                };
+                match self.config.publish.on_duplicate {
+                    OnDuplicate::Reject => return busy("on_duplicate is reject"),
+                    OnDuplicate::Takeover => {}
+                    OnDuplicate::TakeoverStale if silent >= self.config.publish.stale_after => {}
+                    OnDuplicate::TakeoverStale
+                        if state.challenge.as_ref().is_some_and(|c| c.deadline > now) =>
+                    {
+                        return busy("another newcomer is already challenging it");
+                    }
+                    OnDuplicate::TakeoverStale => {
+                        let wait = self
+                            .config
+                            .publish
+                            .challenge_timeout
+                            .max(incumbent.control.srtt() * 3);
+                        let deadline = now + wait;
+                        state.challenge = Some(Challenge { challenger: control.id, deadline });
+                        incumbent.control.challenge();
+                        tracing::info!(
+                            stream = %key, incumbent = incumbent.control.id, newcomer = control.id,
+                            silent_ms = millis(silent), wait_ms = millis(wait), "challenging the publisher"
+                        );
+                        return PublishOutcome::Challenged(ChallengeTicket {
+                            stream: stream.clone(),
+                            started: now,
+                            deadline,
+                        });
+                    }
                 }
                 tracing::info!(
                     stream = %key, old = incumbent.control.id, new = control.id,
@@ -114,18 +171,80 @@ impl Registry {
                 );
                 incumbent.control.close(CloseReason::TakenOver);
             }
-            stream.begin_publisher(
-                state,
-                PublisherSlot {
-                    control: control.clone(),
-                },
-            );
-            Ok(PublisherGuard {
-                registry: self.clone(),
-                stream: stream.clone(),
-                conn_id: control.id,
-            })
+            PublishOutcome::Granted(self.grant(stream, state, control))
         })
+    }
+
+    fn grant(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        state: &mut StreamState,
+        control: &Arc<ConnControl>,
+    ) -> PublisherGuard {
+        state.challenge = None;
+        stream.begin_publisher(
+            state,
+            PublisherSlot {
+                control: control.clone(),
+            },
+        );
+        PublisherGuard {
+            registry: self.clone(),
+            stream: stream.clone(),
+            conn_id: control.id,
+        }
+    }
+
+    /// Decides a challenge at its deadline: any byte from the incumbent since the challenge
+    /// proves it alive (the newcomer is refused); silence proves it dead (it is reset with
+    /// TakenOver and the newcomer publishes).
+    pub fn resolve_challenge(
+        self: &Arc<Self>,
+        ticket: ChallengeTicket,
+        control: &Arc<ConnControl>,
+        now: Instant,
+    ) -> Result<PublisherGuard, PublishRefusal> {
+        let ChallengeTicket {
+            stream, started, ..
+        } = ticket;
+        let mut map = self.map();
+        let mut state = stream.lock();
+        let ours = state
+            .challenge
+            .as_ref()
+            .is_some_and(|c| c.challenger == control.id);
+        if ours {
+            state.challenge = None;
+        }
+        let in_map = map
+            .get(&stream.key)
+            .is_some_and(|s| Arc::ptr_eq(s, &stream));
+        if !in_map {
+            // Everyone left meanwhile: start afresh on a new entry.
+            map.insert(stream.key.clone(), stream.clone());
+        }
+        drop(map);
+        if let Some(incumbent) = state.publisher.clone() {
+            let last_rx = incumbent.control.last_rx();
+            let silent = now.saturating_duration_since(last_rx);
+            if !ours || last_rx > started {
+                tracing::info!(
+                    stream = %stream.key, incumbent = incumbent.control.id, newcomer = control.id,
+                    "challenge answered: incumbent alive, newcomer refused"
+                );
+                return Err(PublishRefusal::Busy {
+                    key: stream.key.clone(),
+                    silent_ms: millis(silent),
+                    why: "the publisher answered the challenge",
+                });
+            }
+            tracing::info!(
+                stream = %stream.key, incumbent = incumbent.control.id, newcomer = control.id,
+                silent_ms = millis(silent), "challenge unanswered: publisher taken over"
+            );
+            incumbent.control.close(CloseReason::TakenOver);
+        }
+        Ok(self.grant(&stream, &mut state, control))
     }
 
     /// Attaches a player to `app/name`, publisher or not.

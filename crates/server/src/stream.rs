@@ -73,6 +73,8 @@ impl GopCache {
 #[derive(Debug)]
 pub(crate) struct StreamState {
     pub(crate) publisher: Option<PublisherSlot>,
+    /// A newcomer challenging the publisher, if any (one at a time).
+    pub(crate) challenge: Option<crate::registry::Challenge>,
     pub(crate) players: usize,
     cache: GopCache,
     /// Added to the publisher's timestamps so players see time move forward across publishers.
@@ -114,6 +116,7 @@ impl Stream {
             tx,
             state: Mutex::new(StreamState {
                 publisher: None,
+                challenge: None,
                 players: 0,
                 cache: GopCache::default(),
                 ts_offset: 0,

@@ -4,8 +4,9 @@
 use rtmp_proto::session::CloseReason;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Shared state of one connection.
@@ -19,8 +20,12 @@ pub struct ConnControl {
     pub started: Instant,
     cancel: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
-    /// Milliseconds after `started` at which the peer last sent a byte.
-    last_rx_ms: AtomicU64,
+    /// Microseconds after `started` at which the peer last sent a byte.
+    last_rx_us: AtomicU64,
+    /// Smoothed RTT from TCP_INFO, µs (refreshed by the connection's own task).
+    srtt_us: AtomicU32,
+    /// A newcomer wants this publisher's name: ping now.
+    challenged: Notify,
     /// Bytes received so far.
     pub bytes_in: AtomicU64,
     /// Bytes written so far.
@@ -36,7 +41,9 @@ impl ConnControl {
             started: Instant::now(),
             cancel,
             reason: Mutex::new(None),
-            last_rx_ms: AtomicU64::new(0),
+            last_rx_us: AtomicU64::new(0),
+            srtt_us: AtomicU32::new(0),
+            challenged: Notify::new(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         }
@@ -70,14 +77,35 @@ impl ConnControl {
 
     /// Records that the peer sent something at `now`.
     pub fn touch_rx(&self, now: Instant, bytes: u64) {
-        let ms = u64::try_from(now.saturating_duration_since(self.started).as_millis())
+        let us = u64::try_from(now.saturating_duration_since(self.started).as_micros())
             .unwrap_or(u64::MAX);
-        self.last_rx_ms.store(ms, Ordering::Relaxed);
+        self.last_rx_us.store(us, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// When the peer last sent a byte (the accept time if never).
     pub fn last_rx(&self) -> Instant {
-        self.started + Duration::from_millis(self.last_rx_ms.load(Ordering::Relaxed))
+        self.started + Duration::from_micros(self.last_rx_us.load(Ordering::Relaxed))
+    }
+
+    /// Asks the connection to prove it is alive (it sends an RTMP Ping Request at once).
+    pub fn challenge(&self) {
+        self.challenged.notify_one();
+    }
+
+    /// Resolves when [`Self::challenge`] was called.
+    pub(crate) async fn challenged(&self) {
+        self.challenged.notified().await;
+    }
+
+    /// The peer's smoothed RTT as last measured.
+    pub fn srtt(&self) -> Duration {
+        Duration::from_micros(u64::from(self.srtt_us.load(Ordering::Relaxed)))
+    }
+
+    /// Records the peer's smoothed RTT.
+    pub(crate) fn set_srtt(&self, rtt: Duration) {
+        let us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+        self.srtt_us.store(us, Ordering::Relaxed);
     }
 }

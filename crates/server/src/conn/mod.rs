@@ -7,7 +7,9 @@ mod outq;
 pub use control::ConnControl;
 
 use crate::config::Config;
-use crate::registry::{PlayerGuard, PublisherGuard, Registry};
+use crate::registry::{
+    ChallengeTicket, PlayerGuard, PublishOutcome, PublishRefusal, PublisherGuard, Registry,
+};
 use crate::stream::{Frame, StreamEvent};
 use outq::OutQueue;
 use rtmp_proto::session::{CloseReason, Event, MediaKind, ServerSession};
@@ -67,6 +69,10 @@ struct Conn {
     /// Next look at TCP_INFO for a player: data in flight and no ACK for `tcp_user_timeout`
     /// means the peer is gone (PeerUnreachable).
     peer_check_at: Option<Instant>,
+    /// Our publish request waits for the incumbent's challenge to be decided.
+    challenge: Option<ChallengeTicket>,
+    /// When this (publishing) connection last refreshed its RTT for challenges.
+    rtt_refreshed: Instant,
 }
 
 /// Runs a connection to its end and returns why it ended.
@@ -86,6 +92,8 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         last_tx: now,
         role: "idle",
         peer_check_at: None,
+        challenge: None,
+        rtt_refreshed: now,
     };
     let reason = refine_timeout(conn.drive(&stream).await, &stream);
     conn.finish(&stream, &reason);
@@ -110,6 +118,9 @@ impl Conn {
                 self.write_at.filter(|_| !self.out.is_empty()),
                 self.closing.as_ref().map(|(_, d)| *d),
                 self.peer_check_at,
+                self.challenge
+                    .as_ref()
+                    .map(|t| Instant::from_std(t.deadline)),
             ]
             .into_iter()
             .flatten()
@@ -122,6 +133,10 @@ impl Conn {
                 biased;
                 () = self.control.cancelled() => {
                     return self.control.requested_reason().unwrap_or(CloseReason::Shutdown);
+                }
+                () = self.control.challenged(), if self.publisher.is_some() => {
+                    tracing::debug!(conn = self.control.id, "challenged: pinging the publisher");
+                    self.session.send_ping(Instant::now().into_std());
                 }
                 r = stream.writable(), if write_ready => {
                     if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.write(stream)) {
@@ -142,6 +157,9 @@ impl Conn {
                     let now = Instant::now();
                     if let Some(reason) = self.session.handle_timeout(now.into_std()) {
                         return reason;
+                    }
+                    if self.challenge.as_ref().is_some_and(|t| Instant::from_std(t.deadline) <= now) {
+                        self.resolve_challenge();
                     }
                     if self.peer_check_at.is_some_and(|at| at <= now)
                         && let Err(reason) = self.check_peer(stream, now)
@@ -165,6 +183,15 @@ impl Conn {
             };
             let now = Instant::now();
             self.control.touch_rx(now.into_std(), n as u64);
+            if self.publisher.is_some() && now >= self.rtt_refreshed + Duration::from_secs(1) {
+                // A challenger's wait is at least 3 x our RTT: keep it current (one getsockopt
+                // a second, only for publishers).
+                self.rtt_refreshed = now;
+                if let Ok(info) = liveness::tcp_info(stream) {
+                    self.control
+                        .set_srtt(Duration::from_micros(u64::from(info.rtt_us)));
+                }
+            }
             self.session
                 .handle_input(now.into_std(), n)
                 .map_err(|e| CloseReason::ProtocolError(e.to_string()))?;
@@ -264,22 +291,42 @@ impl Conn {
         let app = self.session.app().to_owned();
         let now = Instant::now().into_std();
         match self.shared.registry.publish(&app, name, &self.control, now) {
-            Ok(guard) => {
-                self.session.accept_publish(now);
-                self.role = "publisher";
-                self.stream_key = Some(guard.stream().key.clone());
-                tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, "publish");
-                self.publisher = Some(guard);
-            }
-            Err(refusal) => {
-                tracing::info!(conn = self.control.id, peer = %self.control.peer, "publish refused: {refusal}");
-                self.session.reject_publish(&refusal.to_string());
-                self.closing = Some((
-                    CloseReason::Refused(refusal.to_string()),
-                    Instant::now() + REFUSAL_LINGER,
-                ));
-            }
+            PublishOutcome::Granted(guard) => self.publish_granted(guard),
+            PublishOutcome::Refused(refusal) => self.publish_refused(&refusal),
+            PublishOutcome::Challenged(ticket) => self.challenge = Some(ticket),
         }
+    }
+
+    fn resolve_challenge(&mut self) {
+        let Some(ticket) = self.challenge.take() else {
+            return;
+        };
+        let now = Instant::now().into_std();
+        match self
+            .shared
+            .registry
+            .resolve_challenge(ticket, &self.control, now)
+        {
+            Ok(guard) => self.publish_granted(guard),
+            Err(refusal) => self.publish_refused(&refusal),
+        }
+    }
+
+    fn publish_granted(&mut self, guard: PublisherGuard) {
+        self.session.accept_publish(Instant::now().into_std());
+        self.role = "publisher";
+        self.stream_key = Some(guard.stream().key.clone());
+        tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, "publish");
+        self.publisher = Some(guard);
+    }
+
+    fn publish_refused(&mut self, refusal: &PublishRefusal) {
+        tracing::info!(conn = self.control.id, peer = %self.control.peer, "publish refused: {refusal}");
+        self.session.reject_publish(&refusal.to_string());
+        self.closing = Some((
+            CloseReason::Refused(refusal.to_string()),
+            Instant::now() + REFUSAL_LINGER,
+        ));
     }
 
     fn on_play(&mut self, name: &str) {
@@ -437,6 +484,11 @@ impl Conn {
         self.publisher = None;
         self.player = None;
         self.peer_check_at = None;
+        // Kernel evidence for the log: how long since the peer ACKed anything, and what is
+        // still in flight.
+        let (last_ack_ms, unacked) = liveness::tcp_info(stream)
+            .map(|i| (i64::from(i.last_ack_recv_ms), i64::from(i.unacked)))
+            .unwrap_or((-1, -1));
         if reason.wants_reset() {
             // Abortive close: RST now instead of retransmitting into the void.
             let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
@@ -453,6 +505,8 @@ impl Conn {
             stream = self.stream_key.as_deref().unwrap_or("-"),
             reason = %reason,
             silent_ms,
+            last_ack_ms,
+            unacked,
             bytes_in = self.control.bytes_in.load(Ordering::Relaxed),
             bytes_out = self.control.bytes_out.load(Ordering::Relaxed),
             age_ms = self.control.started.elapsed().as_millis(),
