@@ -21,6 +21,7 @@ fn start() -> Lifeline {
 }
 
 /// Plays `frames` frames and returns how many whole 320x240 frames arrived.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 fn play_frames(url: &str, frames: u32, timeout: Duration) -> usize {
     let mut cmd = ffmpeg_play_frames(url, frames);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());

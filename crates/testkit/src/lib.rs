@@ -12,6 +12,8 @@
 // are acceptable here (the library API still returns io::Result where callers may recover).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod client;
+pub mod player;
 pub mod process;
 pub mod rtmp;
 
@@ -87,6 +89,26 @@ impl NetNs {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
         c
+    }
+
+    /// The same program, arguments and environment as `cmd`, run inside the namespace.
+    pub fn wrap(&self, cmd: &Command) -> Command {
+        let mut c = self.command(cmd.get_program());
+        c.args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    /// Takes `eth0` down (`false`) or up (`true`): a pulled and re-plugged cable. No FIN or
+    /// RST leaves the host; its sockets just stop hearing anything.
+    pub fn set_link(&self, up: bool) -> io::Result<()> {
+        self.run(&["ip", "link", "set", "eth0", if up { "up" } else { "down" }])
+            .map(|_| ())
     }
 
     /// Runs `args` inside the namespace and returns its output (error on non-zero exit).

@@ -145,6 +145,43 @@ impl Lifeline {
         }
     }
 
+    /// Waits for a log line after the first `skip` lines for which `pred` holds.
+    pub fn wait_line(
+        &mut self,
+        skip: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log_text().lines().skip(skip).find(|l| pred(l)) {
+                return Some(line.to_owned());
+            }
+            if Instant::now() >= end || !self.child.is_running() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the `close` line of a connection from `peer_ip` (after `skip` lines).
+    pub fn wait_close(&mut self, skip: usize, peer_ip: &str, timeout: Duration) -> Option<String> {
+        let needle = format!("peer={peer_ip}:");
+        self.wait_line(skip, timeout, |l| {
+            l.contains(" close conn=") && l.contains(&needle)
+        })
+    }
+
+    /// `close` lines after the first `skip` lines.
+    pub fn close_lines(&self, skip: usize) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .skip(skip)
+            .filter(|l| l.contains(" close conn="))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Number of log lines so far (a mark for [`Self::wait_log_after`]).
     pub fn log_lines(&self) -> usize {
         self.log_text().lines().count()
@@ -163,9 +200,15 @@ impl Lifeline {
 
 /// ffmpeg publishing generated H.264 + AAC (testsrc + sine) in real time for `seconds`.
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> Command {
+    ffmpeg_publish_src(url, seconds, "testsrc=size=320x240:rate=25")
+}
+
+/// [`ffmpeg_publish`] with another lavfi video source (320x240@25), e.g.
+/// [`crate::player::WHITE_SRC`] so that players can tell this publisher's frames apart.
+pub fn ffmpeg_publish_src(url: &str, seconds: u32, video_src: &str) -> Command {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", video_src])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
         .args([
             "-c:v",
@@ -198,4 +241,27 @@ pub fn ffmpeg_play_frames(url: &str, frames: u32) -> Command {
             "-",
         ]);
     cmd
+}
+
+/// The value of `key=` in a log line (quotes removed; a trailing `:` of a reason with detail,
+/// like `reason=refused: …`, too).
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!(" {key}=");
+    let start = line.find(&pat)? + pat.len();
+    let rest = &line[start..];
+    let value = rest.split_whitespace().next()?;
+    Some(value.trim_matches('"').trim_end_matches(':'))
+}
+
+/// The time of day of a log line's leading RFC 3339 timestamp
+/// (`2026-11-25T15:33:48.695877Z …`), in seconds since midnight UTC: differences between two
+/// lines are the server's own timing, free of the test's polling delay.
+pub fn log_time(line: &str) -> Option<f64> {
+    let time = line.split_whitespace().next()?.split('T').nth(1)?;
+    let time = time.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
 }
