@@ -6,10 +6,10 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Output;
 use testkit::NetNs;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
 
 /// Runs `lifeline args…` inside `ns`.
-pub fn lifeline(ns: &NetNs, args: &[&str]) -> Output {
+pub(crate) fn lifeline(ns: &NetNs, args: &[&str]) -> Output {
     ns.command(BIN)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -18,7 +18,7 @@ pub fn lifeline(ns: &NetNs, args: &[&str]) -> Output {
 }
 
 /// Runs `lifeline args… --json` inside `ns`, asserts success and parses stdout.
-pub fn lifeline_json(ns: &NetNs, args: &[&str]) -> Value {
+pub(crate) fn lifeline_json(ns: &NetNs, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
     let out = lifeline(ns, &a);
@@ -31,7 +31,7 @@ pub fn lifeline_json(ns: &NetNs, args: &[&str]) -> Value {
 }
 
 /// A connected pair inside `ns`: (listener, client, accepted server side).
-pub fn pair(ns: &NetNs) -> (TcpListener, TcpStream, TcpStream) {
+pub(crate) fn pair(ns: &NetNs) -> (TcpListener, TcpStream, TcpStream) {
     ns.in_ns(|| {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -41,7 +41,7 @@ pub fn pair(ns: &NetNs) -> (TcpListener, TcpStream, TcpStream) {
 }
 
 /// Another connection to an existing listener, made inside `ns`.
-pub fn connect(ns: &NetNs, l: &TcpListener) -> (TcpStream, TcpStream) {
+pub(crate) fn connect(ns: &NetNs, l: &TcpListener) -> (TcpStream, TcpStream) {
     let addr = l.local_addr().unwrap();
     let c = ns.in_ns(move || TcpStream::connect(addr).unwrap());
     let (s, _) = l.accept().unwrap();
