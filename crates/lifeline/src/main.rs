@@ -36,6 +36,9 @@ struct ServeArgs {
     /// RTMP listen address, overriding the configuration (e.g. 127.0.0.1:1935).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Admin HTTP listen address (API, /metrics, dashboard), overriding `[http] listen`.
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.rtmp.listen = listen;
     }
+    if let Some(http) = args.http {
+        config.http.listen = http;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,6 +92,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(addr = %server.local_addr()?, "RTMP listening");
         let shutdown = server.shutdown_token();
+        if server.shared().config.http.enabled {
+            let http_listen = server.shared().config.http.listen;
+            let admin = lifeline_server::admin::AdminServer::bind(server.shared())
+                .await
+                .with_context(|| format!("cannot listen for HTTP on {http_listen}"))?;
+            tracing::info!(addr = %admin.local_addr()?, "HTTP listening");
+            let admin_shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = admin.run(admin_shutdown).await {
+                    tracing::error!("admin HTTP server failed: {e}");
+                }
+            });
+        }
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");

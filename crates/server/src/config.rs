@@ -50,6 +50,8 @@ pub struct Config {
     pub play: PlayConfig,
     /// `[limits]`: resources a peer (or all peers) may hold.
     pub limits: LimitsConfig,
+    /// `[http]`: the admin API, metrics and dashboard.
+    pub http: HttpConfig,
 }
 
 /// `[rtmp]`.
@@ -208,6 +210,28 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve the admin API, `/metrics` and the dashboard at all.
+    pub enabled: bool,
+    /// Address the HTTP server binds; loopback by default because it can kick connections.
+    pub listen: SocketAddr,
+    /// When set, every request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+        }
+    }
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
@@ -277,6 +301,17 @@ impl Config {
         }
         if self.play.merge_window > Duration::from_millis(500) {
             return Err(invalid("play.merge_window", "must be at most 500ms"));
+        }
+        if self
+            .http
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(invalid(
+                "http.token",
+                "must not be empty (leave it out instead)",
+            ));
         }
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));

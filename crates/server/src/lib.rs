@@ -2,8 +2,11 @@
 //! session from `rtmp-proto`, a registry with one publisher per stream name, and a zero-copy
 //! fan-out to players.
 
+pub mod admin;
 pub mod config;
 pub mod conn;
+pub mod live;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod stream;

@@ -59,6 +59,7 @@ pub(crate) struct Challenge {
 #[derive(Debug)]
 pub struct Registry {
     config: Arc<Config>,
+    metrics: Arc<crate::metrics::Metrics>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
 }
 
@@ -69,8 +70,14 @@ fn stream_key(app: &str, name: &str) -> String {
 impl Registry {
     /// An empty registry.
     pub fn new(config: Arc<Config>) -> Self {
+        Self::with_metrics(config, Arc::default())
+    }
+
+    /// An empty registry that counts takeovers in `metrics`.
+    pub fn with_metrics(config: Arc<Config>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             config,
+            metrics,
             streams: Mutex::new(HashMap::new()),
         }
     }
@@ -170,6 +177,7 @@ impl Registry {
                     silent_ms = millis(silent), "publisher taken over"
                 );
                 incumbent.control.close(CloseReason::TakenOver);
+                self.metrics.record_takeover();
             }
             PublishOutcome::Granted(self.grant(stream, state, control))
         })
@@ -243,6 +251,7 @@ impl Registry {
                 silent_ms = millis(silent), "challenge unanswered: publisher taken over"
             );
             incumbent.control.close(CloseReason::TakenOver);
+            self.metrics.record_takeover();
         }
         Ok(self.grant(&stream, &mut state, control))
     }

@@ -2,8 +2,10 @@
 
 use crate::config::Config;
 use crate::conn::{self, ConnControl, Shared};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,10 +30,16 @@ impl Server {
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.rtmp.listen).await?;
         let config = Arc::new(config);
-        let registry = Arc::new(Registry::new(config.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let registry = Arc::new(Registry::with_metrics(config.clone(), metrics.clone()));
         Ok(Self {
             listener,
-            shared: Arc::new(Shared { config, registry }),
+            shared: Arc::new(Shared {
+                config,
+                registry,
+                live: Arc::default(),
+                metrics,
+            }),
             shutdown: CancellationToken::new(),
         })
     }
@@ -58,6 +66,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(self.shared.config.limits.max_connections));
         let next_id = AtomicU64::new(1);
         let socket_liveness = self.shared.config.socket_liveness();
+        tracker.spawn(sample_rates(self.shared.clone(), self.shutdown.clone()));
         loop {
             let (stream, peer) = tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -80,10 +89,23 @@ impl Server {
             }
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let control = Arc::new(ConnControl::new(id, peer, self.shutdown.child_token()));
+            control.attach_fd(stream.as_raw_fd());
+            let live = self.shared.live.insert(control.clone());
             let shared = self.shared.clone();
             tracing::debug!(conn = id, %peer, "accept");
             tracker.spawn(async move {
-                conn::run(stream, control, shared).await;
+                let reason = conn::run(stream, control.clone(), shared.clone()).await;
+                // Leave the table first: a scrape in between then undercounts bytes for an
+                // instant instead of counting them twice.
+                drop(live);
+                let silence = control.last_rx().elapsed();
+                shared.metrics.record_close(
+                    &reason,
+                    silence,
+                    control.bytes_in.load(Ordering::Relaxed),
+                    control.bytes_out.load(Ordering::Relaxed),
+                );
+                shared.live.record_close(&control, &reason, silence);
                 drop(permit);
             });
         }
@@ -100,4 +122,20 @@ impl Server {
 fn prepare(stream: &TcpStream, liveness: &liveness::SocketLiveness) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     liveness.apply(stream).map_err(|e| e.to_string())
+}
+
+/// Refreshes every live connection's throughput about once a second (for bitrates in the API).
+async fn sample_rates(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = std::time::Instant::now();
+        for c in shared.live.all() {
+            c.sample_rates(now);
+        }
+    }
 }

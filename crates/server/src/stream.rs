@@ -70,8 +70,90 @@ impl GopCache {
     }
 }
 
+/// What the publisher's metadata and sequence headers say about its media.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MediaInfo {
+    /// Video codec, e.g. "h264".
+    pub video_codec: Option<String>,
+    /// Audio codec, e.g. "aac".
+    pub audio_codec: Option<String>,
+    /// Width in pixels (from onMetaData).
+    pub width: Option<u32>,
+    /// Height in pixels (from onMetaData).
+    pub height: Option<u32>,
+    /// Frames per second (from onMetaData).
+    pub framerate: Option<f64>,
+}
+
+impl MediaInfo {
+    /// Learns from a metadata message or a sequence header; other messages are not looked at.
+    fn learn(&mut self, media: &Media) {
+        match media.kind {
+            MediaKind::Metadata => {
+                let Ok(values) = rtmp_proto::amf0::decode_all(&media.payload) else {
+                    return;
+                };
+                let Some(meta) = values.get(1) else { return };
+                let num = |k: &str| meta.get(k).and_then(rtmp_proto::amf0::Value::as_f64);
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let dim = |k: &str| {
+                    num(k)
+                        .filter(|v| v.is_finite() && *v > 0.0 && *v < 65536.0)
+                        .map(|v| v as u32)
+                };
+                self.width = dim("width").or(self.width);
+                self.height = dim("height").or(self.height);
+                self.framerate = num("framerate")
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .or(self.framerate);
+            }
+            MediaKind::Video => {
+                if let Some(v) = flv::video_info(&media.payload) {
+                    self.video_codec = Some(match (v.fourcc, v.codec_id) {
+                        (Some(cc), _) => String::from_utf8_lossy(&cc).into_owned(),
+                        (None, 7) => "h264".into(),
+                        (None, 12) => "hevc".into(),
+                        (None, id) => format!("flv codec {id}"),
+                    });
+                }
+            }
+            MediaKind::Audio => {
+                if let Some(a) = flv::audio_info(&media.payload) {
+                    self.audio_codec = Some(match a.sound_format {
+                        10 => "aac".into(),
+                        2 => "mp3".into(),
+                        11 => "speex".into(),
+                        13 => "opus".into(),
+                        f => format!("flv format {f}"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A stream as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    /// The publisher's connection, if one is live.
+    pub publisher: Option<Arc<ConnControl>>,
+    /// When the current publisher started.
+    pub publishing_since: Option<std::time::Instant>,
+    /// What is known of the current publisher's media.
+    pub media: MediaInfo,
+    /// Players attached.
+    pub players: usize,
+    /// Frames in the GOP cache (headers included).
+    pub gop_frames: usize,
+    /// Bytes in the GOP cache (headers included).
+    pub gop_bytes: usize,
+}
+
 #[derive(Debug)]
 pub(crate) struct StreamState {
+    /// When the current publisher started, and what its media is.
+    publishing_since: Option<std::time::Instant>,
+    media: MediaInfo,
     pub(crate) publisher: Option<PublisherSlot>,
     /// A newcomer challenging the publisher, if any (one at a time).
     pub(crate) challenge: Option<crate::registry::Challenge>,
@@ -115,6 +197,8 @@ impl Stream {
             key,
             tx,
             state: Mutex::new(StreamState {
+                publishing_since: None,
+                media: MediaInfo::default(),
                 publisher: None,
                 challenge: None,
                 players: 0,
@@ -139,6 +223,8 @@ impl Stream {
     /// Starts a new publisher's era: fresh cache, rebased timestamps, players notified.
     pub(crate) fn begin_publisher(&self, state: &mut StreamState, slot: PublisherSlot) {
         state.publisher = Some(slot);
+        state.publishing_since = Some(std::time::Instant::now());
+        state.media = MediaInfo::default();
         state.cache = GopCache::default();
         state.rebase_pending = true;
         let _ = self.tx.send(StreamEvent::Published);
@@ -147,6 +233,7 @@ impl Stream {
     /// Ends the publisher's era; players stay and wait for the next one.
     pub(crate) fn end_publisher(&self, state: &mut StreamState) {
         state.publisher = None;
+        state.publishing_since = None;
         state.cache = GopCache::default();
         let _ = self.tx.send(StreamEvent::Unpublished);
     }
@@ -178,6 +265,12 @@ impl Stream {
             ),
             MediaKind::Metadata => (false, false),
         };
+        if sequence_header
+            || media.kind == MediaKind::Metadata
+            || state.media == MediaInfo::default()
+        {
+            state.media.learn(&media);
+        }
         let header = MessageHeader {
             csid: media.kind.csid(),
             timestamp,
@@ -239,6 +332,21 @@ impl Stream {
     /// The current metadata and sequence headers, for a player resuming after a skip.
     pub fn headers(&self) -> Vec<Frame> {
         self.lock().cache.headers().cloned().collect()
+    }
+
+    /// The stream as the admin API shows it.
+    pub fn snapshot(&self) -> StreamSnapshot {
+        let state = self.lock();
+        let cache = &state.cache;
+        let headers: Vec<&Frame> = cache.headers().collect();
+        StreamSnapshot {
+            publisher: state.publisher.as_ref().map(|p| p.control.clone()),
+            publishing_since: state.publishing_since,
+            media: state.media.clone(),
+            players: state.players,
+            gop_frames: headers.len() + cache.gop.len(),
+            gop_bytes: headers.iter().map(|f| f.chunks.len()).sum::<usize>() + cache.gop_bytes,
+        }
     }
 
     /// Number of players attached.

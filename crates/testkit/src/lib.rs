@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod http;
 pub mod player;
 pub mod process;
 pub mod rtmp;

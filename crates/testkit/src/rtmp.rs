@@ -50,6 +50,8 @@ pub fn require_tool(test: &str, tool: &str) -> bool {
 pub struct Lifeline {
     /// The RTMP address it listens on.
     pub addr: SocketAddr,
+    /// The admin HTTP address (API, metrics, dashboard), if `[http]` is enabled.
+    pub http_addr: Option<SocketAddr>,
     log: PathBuf,
     child: ChildGuard,
     dir: TempDir,
@@ -79,7 +81,9 @@ impl Lifeline {
             .arg("--config")
             .arg(&config_path)
             .arg("--listen")
-            .arg(listen);
+            .arg(listen)
+            .arg("--http")
+            .arg("127.0.0.1:0");
         cmd.env(
             "RUST_LOG",
             std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -87,6 +91,7 @@ impl Lifeline {
         let child = ChildGuard::spawn_logged(&mut cmd, &log).expect("start lifeline");
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: None,
             log,
             child,
             dir,
@@ -98,6 +103,10 @@ impl Lifeline {
         server.addr = addr
             .parse()
             .unwrap_or_else(|_| panic!("no address in {line:?}"));
+        // The HTTP listener is bound right after the RTMP one, before anything is served.
+        server.http_addr = server
+            .wait_log("HTTP listening", Duration::from_millis(500))
+            .and_then(|l| l.rsplit("addr=").next()?.trim().parse().ok());
         server
     }
 

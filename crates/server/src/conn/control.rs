@@ -1,8 +1,9 @@
 //! The shared handle of one connection: what other tasks (takeover, kick, shutdown, the admin
 //! API) may see of it and do to it.
 
-use rtmp_proto::session::CloseReason;
+use rtmp_proto::session::{CloseReason, Timer};
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +31,74 @@ pub struct ConnControl {
     pub bytes_in: AtomicU64,
     /// Bytes written so far.
     pub bytes_out: AtomicU64,
+    /// What the connection task last published about itself, for the admin API.
+    observed: Mutex<Observed>,
+    /// The socket's descriptor while the connection task still owns the socket: the admin API
+    /// reads TCP_INFO through it under this lock, and the task clears it (taking the lock)
+    /// before closing the socket, so a reused descriptor number is never read.
+    fd: Mutex<Option<RawFd>>,
+    /// Receive and send rates in bits/s, sampled about once a second by the server.
+    rates: Mutex<Rates>,
+}
+
+/// What a connection is doing, as the admin API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnRole {
+    /// Handshake, connect or createStream still under way.
+    Handshaking,
+    /// Connected, neither publishing nor playing.
+    Idle,
+    /// Holds a stream name.
+    Publisher,
+    /// Plays a stream.
+    Player,
+}
+
+impl ConnRole {
+    /// Every role, for metrics that must show zero counts too.
+    pub const ALL: [ConnRole; 4] = [Self::Handshaking, Self::Idle, Self::Publisher, Self::Player];
+
+    /// A stable label for JSON and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Handshaking => "handshaking",
+            Self::Idle => "idle",
+            Self::Publisher => "publisher",
+            Self::Player => "player",
+        }
+    }
+}
+
+/// A snapshot the connection task refreshes each time it wakes up (cheap: one uncontended
+/// lock), so the admin side never has to ask the task anything.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Current role.
+    pub role: ConnRole,
+    /// `app/name` published or played.
+    pub stream: Option<String>,
+    /// When our last write made progress.
+    pub last_tx: Instant,
+    /// Bytes queued in user space, not yet accepted by the socket.
+    pub queue_bytes: usize,
+    /// Fan-out messages a player has not taken yet.
+    pub fanout_lag: usize,
+    /// The session's next deadline, whatever it does.
+    pub next: Option<(Timer, Instant)>,
+    /// The deadline that will close the connection if nothing happens, and the close
+    /// reason label it would give.
+    pub closing: Option<(&'static str, Instant)>,
+}
+
+/// Throughput measured between two samples.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rates {
+    at: Option<Instant>,
+    bytes_in: u64,
+    bytes_out: u64,
+    in_bps: u64,
+    out_bps: u64,
 }
 
 impl ConnControl {
@@ -46,7 +115,79 @@ impl ConnControl {
             challenged: Notify::new(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            observed: Mutex::new(Observed {
+                role: ConnRole::Handshaking,
+                stream: None,
+                last_tx: Instant::now(),
+                queue_bytes: 0,
+                fanout_lag: 0,
+                next: None,
+                closing: None,
+            }),
+            fd: Mutex::new(None),
+            rates: Mutex::new(Rates::default()),
         }
+    }
+
+    /// The connection's last self-report.
+    pub fn observed(&self) -> Observed {
+        lock(&self.observed).clone()
+    }
+
+    /// Runs `f` on the connection's last self-report (for the task to update it in place).
+    pub(crate) fn update_observed(&self, f: impl FnOnce(&mut Observed)) {
+        f(&mut lock(&self.observed));
+    }
+
+    /// Lends the socket's descriptor to the admin API (see [`Self::with_socket`]).
+    pub(crate) fn attach_fd(&self, fd: RawFd) {
+        *lock(&self.fd) = Some(fd);
+    }
+
+    /// Withdraws the descriptor; must happen before the socket is closed.
+    pub(crate) fn detach_fd(&self) {
+        *lock(&self.fd) = None;
+    }
+
+    /// Runs `f` on the connection's socket if it is still open. The lock is held meanwhile, so
+    /// `f` must be quick (a getsockopt or two).
+    pub fn with_socket<T>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> T) -> Option<T> {
+        let slot = lock(&self.fd);
+        let fd = (*slot)?;
+        #[allow(unsafe_code)]
+        // SAFETY: the descriptor is attached right after accept and detached (under this same
+        // lock) before the connection task drops its socket, so while the lock is held it is
+        // open and still this connection's socket.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        Some(f(borrowed))
+    }
+
+    /// Takes a throughput sample now; rates are bits per second since the previous sample.
+    pub fn sample_rates(&self, now: Instant) {
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        let mut r = lock(&self.rates);
+        if let Some(at) = r.at {
+            let secs = now.saturating_duration_since(at).as_secs_f64();
+            if secs >= 0.05 {
+                r.in_bps = bps(bytes_in.saturating_sub(r.bytes_in), secs);
+                r.out_bps = bps(bytes_out.saturating_sub(r.bytes_out), secs);
+            } else {
+                return;
+            }
+        }
+        *r = Rates {
+            at: Some(now),
+            bytes_in,
+            bytes_out,
+            ..*r
+        };
+    }
+
+    /// Last measured (receive, send) rates in bits/s.
+    pub fn rates_bps(&self) -> (u64, u64) {
+        let r = lock(&self.rates);
+        (r.in_bps, r.out_bps)
     }
 
     /// Asks the connection to close with `reason`; the first reason given wins.
@@ -108,4 +249,13 @@ impl ConnControl {
         let us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
         self.srtt_us.store(us, Ordering::Relaxed);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn bps(bytes: u64, secs: f64) -> u64 {
+    (bytes as f64 * 8.0 / secs) as u64
 }

@@ -2,9 +2,10 @@
 //! and a single timer re-armed to the session's earliest deadline.
 
 mod control;
+mod observe;
 mod outq;
 
-pub use control::ConnControl;
+pub use control::{ConnControl, ConnRole, Observed};
 
 use crate::config::Config;
 use crate::registry::{
@@ -40,6 +41,10 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// The live streams.
     pub registry: Arc<Registry>,
+    /// The live connections, for the admin API.
+    pub live: Arc<crate::live::LiveTable>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 struct Player {
@@ -97,6 +102,7 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
     };
     let reason = refine_timeout(conn.drive(&stream).await, &stream);
     conn.finish(&stream, &reason);
+    conn.control.detach_fd();
     reason
 }
 
@@ -106,6 +112,7 @@ impl Conn {
         tokio::pin!(sleep);
         loop {
             self.take_session_output();
+            self.observe();
             if let Some((reason, deadline)) = &self.closing
                 && (self.out.is_empty() || Instant::now() >= *deadline)
             {
@@ -449,6 +456,7 @@ impl Conn {
         };
         p.skipping = true;
         p.lag_drops += 1;
+        self.shared.metrics.record_dropped(missed);
         tracing::debug!(
             conn = self.control.id,
             missed,

@@ -1,0 +1,197 @@
+//! Prometheus metrics. Counters are bumped where things happen (a close, a takeover, a drop);
+//! gauges and byte totals are taken from the live table when scraped, so the connection hot
+//! path pays nothing for them.
+
+use crate::conn::ConnRole;
+use crate::live::LiveTable;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use rtmp_proto::session::CloseReason;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The `reason` label: `CloseReason::label()`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Close reason.
+    pub reason: &'static str,
+}
+
+/// The `role` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    /// Connection role.
+    pub role: &'static str,
+}
+
+type HistogramFamily = Family<ReasonLabels, Histogram, fn() -> Histogram>;
+
+/// Everything exported on `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connections: Family<RoleLabels, Gauge>,
+    streams: Gauge,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    closes: Family<ReasonLabels, Counter>,
+    silence: HistogramFamily,
+    frames_dropped: Counter,
+    takeovers: Counter,
+    /// Bytes of connections that have ended (live ones are added at scrape time).
+    closed_bytes_in: AtomicU64,
+    closed_bytes_out: AtomicU64,
+    /// Serialises scrapes: byte counters are advanced to a total computed at scrape time.
+    scrape: Mutex<()>,
+}
+
+fn silence_histogram() -> Histogram {
+    // 10 ms .. ~82 s: a clean close is near zero, a dead peer sits at its timeout.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.01, 2.0, 14,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics under the `lifeline_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lifeline");
+        let connections = Family::<RoleLabels, Gauge>::default();
+        let streams = Gauge::default();
+        let bytes_in = Counter::default();
+        let bytes_out = Counter::default();
+        let closes = Family::<ReasonLabels, Counter>::default();
+        let silence: HistogramFamily = Family::new_with_constructor(silence_histogram);
+        let frames_dropped = Counter::default();
+        let takeovers = Counter::default();
+        registry.register(
+            "connections",
+            "Open connections by role",
+            connections.clone(),
+        );
+        registry.register(
+            "streams",
+            "Live streams (published or played)",
+            streams.clone(),
+        );
+        registry.register(
+            "received_bytes",
+            "Bytes received from peers",
+            bytes_in.clone(),
+        );
+        registry.register("sent_bytes", "Bytes written to peers", bytes_out.clone());
+        registry.register("closes", "Connections closed, by reason", closes.clone());
+        registry.register(
+            "silence_before_close_seconds",
+            "How long the peer had sent nothing when its connection was released, by reason",
+            silence.clone(),
+        );
+        registry.register(
+            "player_frames_dropped",
+            "Frames skipped for players that fell behind",
+            frames_dropped.clone(),
+        );
+        registry.register(
+            "takeovers",
+            "Publishers that lost their stream name to a newcomer",
+            takeovers.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            streams,
+            bytes_in,
+            bytes_out,
+            closes,
+            silence,
+            frames_dropped,
+            takeovers,
+            closed_bytes_in: AtomicU64::new(0),
+            closed_bytes_out: AtomicU64::new(0),
+            scrape: Mutex::new(()),
+        }
+    }
+
+    /// A connection ended with `reason` after the peer had been silent for `silence`.
+    pub fn record_close(
+        &self,
+        reason: &CloseReason,
+        silence: Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        let labels = ReasonLabels {
+            reason: reason.label(),
+        };
+        self.closes.get_or_create(&labels).inc();
+        self.silence
+            .get_or_create(&labels)
+            .observe(silence.as_secs_f64());
+        self.closed_bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.closed_bytes_out
+            .fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
+    /// A publisher lost its name to a newcomer.
+    pub fn record_takeover(&self) {
+        self.takeovers.inc();
+    }
+
+    /// A player skipped `n` messages after falling behind.
+    pub fn record_dropped(&self, n: u64) {
+        self.frames_dropped.inc_by(n);
+    }
+
+    /// Connections closed with `reason` so far.
+    pub fn closes(&self, reason: &'static str) -> u64 {
+        self.closes.get_or_create(&ReasonLabels { reason }).get()
+    }
+
+    /// The Prometheus text exposition, with gauges refreshed from `live` and `streams`.
+    pub fn render(&self, live: &LiveTable, streams: usize) -> String {
+        let _scrape = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by_role = [0i64; ConnRole::ALL.len()];
+        let (mut bytes_in, mut bytes_out) = (
+            self.closed_bytes_in.load(Ordering::Relaxed),
+            self.closed_bytes_out.load(Ordering::Relaxed),
+        );
+        for c in live.all() {
+            let role = c.observed().role;
+            if let Some(i) = ConnRole::ALL.iter().position(|r| *r == role) {
+                by_role[i] += 1;
+            }
+            bytes_in += c.bytes_in.load(Ordering::Relaxed);
+            bytes_out += c.bytes_out.load(Ordering::Relaxed);
+        }
+        for (role, n) in ConnRole::ALL.iter().zip(by_role) {
+            self.connections
+                .get_or_create(&RoleLabels { role: role.label() })
+                .set(n);
+        }
+        self.streams.set(i64::try_from(streams).unwrap_or(i64::MAX));
+        // A connection's bytes move from "live" to "closed" when it ends; the sum only grows,
+        // except for the instant between the two, which the max() absorbs.
+        self.bytes_in
+            .inc_by(bytes_in.saturating_sub(self.bytes_in.get()));
+        self.bytes_out
+            .inc_by(bytes_out.saturating_sub(self.bytes_out.get()));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
