@@ -17,16 +17,52 @@ pub struct HttpResponse {
 
 /// Sends `method path` to `addr`, with `Authorization: Bearer token` when given.
 pub fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> HttpResponse {
+    request(addr, method, path, token, None)
+}
+
+/// Sends `method path` with a JSON body (e.g. to a WebDriver server).
+pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
+    request(addr, method, path, None, Some(body))
+}
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> HttpResponse {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let body = body.unwrap_or_default();
+    let len = body.len();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{body}"
     )
     .unwrap();
+    // Read until the body announced by Content-Length is complete (some servers keep the
+    // connection open despite "Connection: close"), or until EOF without one.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let mut buf = [0u8; 16384];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if len.is_some_and(|n| raw.len() >= end + 4 + n) {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("HTTP {method} {path} to {addr}: {e}"),
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
