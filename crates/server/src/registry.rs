@@ -5,11 +5,14 @@
 
 use crate::config::{Config, OnDuplicate};
 use crate::conn::ConnControl;
+use crate::limits::RefusalLog;
 use crate::stream::{PublisherSlot, Stream, StreamState, Subscription};
 use rtmp_proto::session::{CloseReason, Media};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +28,19 @@ pub enum PublishRefusal {
         /// Which rule refused.
         why: &'static str,
     },
+    /// A `[limits]` bound.
+    #[error("{0}")]
+    Limit(LimitRefusal),
+}
+
+/// A `[limits]` bound that refused a publish or a play.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limits.{key} reached ({limit})")]
+pub struct LimitRefusal {
+    /// The `[limits]` key, also the `reason` of `lifeline_refusals_total`.
+    pub key: &'static str,
+    /// Its configured value.
+    pub limit: usize,
 }
 
 /// What a publish request gets.
@@ -38,19 +54,47 @@ pub enum PublishOutcome {
     Challenged(ChallengeTicket),
 }
 
+/// Kernel evidence, found by the incumbent's own connection, that the incumbent's host is gone:
+/// the newcomer need not wait out the whole challenge.
+#[derive(Debug, Default)]
+pub struct ChallengeEvidence {
+    dead: AtomicBool,
+    notify: Notify,
+}
+
+impl ChallengeEvidence {
+    fn set_dead(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+}
+
 /// A newcomer's claim while the incumbent is challenged.
 #[derive(Debug)]
 pub struct ChallengeTicket {
     stream: Arc<Stream>,
     started: Instant,
+    evidence: Arc<ChallengeEvidence>,
     /// When to call [`Registry::resolve_challenge`].
     pub deadline: Instant,
+}
+
+impl ChallengeTicket {
+    /// Resolves when the incumbent's connection found kernel evidence of its death.
+    pub async fn dead_evidence(&self) {
+        self.evidence.notify.notified().await;
+    }
 }
 
 /// The one challenge a stream may have at a time.
 #[derive(Debug, Clone)]
 pub(crate) struct Challenge {
     pub(crate) challenger: u64,
+    pub(crate) evidence: Arc<ChallengeEvidence>,
     /// After this the challenge is abandoned (its newcomer left without resolving it).
     pub(crate) deadline: Instant,
 }
@@ -60,6 +104,7 @@ pub(crate) struct Challenge {
 pub struct Registry {
     config: Arc<Config>,
     metrics: Arc<crate::metrics::Metrics>,
+    refusals: Arc<RefusalLog>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
 }
 
@@ -77,9 +122,20 @@ impl Registry {
     pub fn with_metrics(config: Arc<Config>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             config,
+            refusals: Arc::new(RefusalLog::new(metrics.clone())),
             metrics,
             streams: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where every `[limits]` refusal (here and at accept) is counted and logged.
+    pub fn refusal_log(&self) -> &Arc<RefusalLog> {
+        &self.refusals
+    }
+
+    fn refuse(&self, limit: LimitRefusal, who: &str) -> LimitRefusal {
+        self.refusals.refused(limit.key, who, Instant::now());
+        limit
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
@@ -88,18 +144,34 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The stream for `key`, created if needed. Lock order is always map, then stream state:
-    /// the caller gets the state locked while the map lock was still held, so the stream
-    /// cannot be dropped from the map in between.
-    fn with_stream<T>(&self, key: &str, f: impl FnOnce(&Arc<Stream>, &mut StreamState) -> T) -> T {
-        let mut map = self.map();
-        let stream = map
-            .entry(key.to_owned())
+    fn entry(&self, map: &mut HashMap<String, Arc<Stream>>, key: &str) -> Arc<Stream> {
+        map.entry(key.to_owned())
             .or_insert_with(|| Arc::new(Stream::new(key.to_owned(), &self.config)))
-            .clone();
+            .clone()
+    }
+
+    /// The stream for `key`, created if needed and `limits.max_streams` allows. Lock order is
+    /// always map, then stream state: the caller gets the state locked while the map lock was
+    /// still held, so the stream cannot be dropped from the map in between.
+    fn with_stream<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Arc<Stream>, &mut StreamState) -> T,
+    ) -> Result<T, LimitRefusal> {
+        let mut map = self.map();
+        let max = self.config.limits.max_streams;
+        if map.len() >= max && !map.contains_key(key) {
+            drop(map);
+            let limit = LimitRefusal {
+                key: "max_streams",
+                limit: max,
+            };
+            return Err(self.refuse(limit, key));
+        }
+        let stream = self.entry(&mut map, key);
         let mut state = stream.lock();
         drop(map);
-        f(&stream, &mut state)
+        Ok(f(&stream, &mut state))
     }
 
     /// Drops `stream` from the map once nobody publishes or plays it.
@@ -133,7 +205,7 @@ impl Registry {
         now: Instant,
     ) -> PublishOutcome {
         let key = stream_key(app, name);
-        self.with_stream(&key, |stream, state| {
+        let outcome = self.with_stream(&key, |stream, state| {
             if let Some(incumbent) = &state.publisher {
                 let silent = now.saturating_duration_since(incumbent.control.last_rx());
                 let busy = |why: &'static str| {
@@ -159,7 +231,12 @@ impl Registry {
                             .challenge_timeout
                             .max(incumbent.control.srtt() * 3);
                         let deadline = now + wait;
-                        state.challenge = Some(Challenge { challenger: control.id, deadline });
+                        let evidence = Arc::new(ChallengeEvidence::default());
+                        state.challenge = Some(Challenge {
+                            challenger: control.id,
+                            evidence: evidence.clone(),
+                            deadline,
+                        });
                         incumbent.control.challenge();
                         tracing::info!(
                             stream = %key, incumbent = incumbent.control.id, newcomer = control.id,
@@ -168,6 +245,7 @@ impl Registry {
                         return PublishOutcome::Challenged(ChallengeTicket {
                             stream: stream.clone(),
                             started: now,
+                            evidence,
                             deadline,
                         });
                     }
@@ -180,7 +258,8 @@ impl Registry {
                 self.metrics.record_takeover();
             }
             PublishOutcome::Granted(self.grant(stream, state, control))
-        })
+        });
+        outcome.unwrap_or_else(|limit| PublishOutcome::Refused(PublishRefusal::Limit(limit)))
     }
 
     fn grant(
@@ -213,7 +292,10 @@ impl Registry {
         now: Instant,
     ) -> Result<PublisherGuard, PublishRefusal> {
         let ChallengeTicket {
-            stream, started, ..
+            stream,
+            started,
+            evidence,
+            ..
         } = ticket;
         let mut map = self.map();
         let mut state = stream.lock();
@@ -235,7 +317,7 @@ impl Registry {
         if let Some(incumbent) = state.publisher.clone() {
             let last_rx = incumbent.control.last_rx();
             let silent = now.saturating_duration_since(last_rx);
-            if !ours || last_rx > started {
+            if !ours || (last_rx > started && !evidence.is_dead()) {
                 tracing::info!(
                     stream = %stream.key, incumbent = incumbent.control.id, newcomer = control.id,
                     "challenge answered: incumbent alive, newcomer refused"
@@ -256,20 +338,63 @@ impl Registry {
         Ok(self.grant(&stream, &mut state, control))
     }
 
-    /// Attaches a player to `app/name`, publisher or not.
+    /// Called by a challenged publisher's own connection when the kernel shows its host gone
+    /// (nothing at all received since the challenge, not even an ACK of the ping): the waiting
+    /// newcomer is woken to take over at once.
+    pub fn report_unreachable_incumbent(&self, stream: &Stream, conn_id: u64) {
+        let state = stream.lock();
+        if state.publisher.as_ref().map(|p| p.control.id) == Some(conn_id)
+            && let Some(challenge) = &state.challenge
+        {
+            challenge.evidence.set_dead();
+        }
+    }
+
+    /// Attaches a player to `app/name`, publisher or not, unless `limits.max_streams` or
+    /// `limits.max_players_per_stream` refuses it.
+    pub fn try_play(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+    ) -> Result<(PlayerGuard, Subscription), LimitRefusal> {
+        let key = stream_key(app, name);
+        let max = self.config.limits.max_players_per_stream;
+        let attached = self.with_stream(&key, |stream, state| {
+            (state.players < max).then(|| self.attach(stream, state))
+        })?;
+        attached.ok_or_else(|| {
+            let limit = LimitRefusal {
+                key: "max_players_per_stream",
+                limit: max,
+            };
+            self.refuse(limit, &key)
+        })
+    }
+
+    /// Attaches a player to `app/name`, publisher or not, whatever the limits (tests, benches).
     pub fn play(self: &Arc<Self>, app: &str, name: &str) -> (PlayerGuard, Subscription) {
         let key = stream_key(app, name);
-        self.with_stream(&key, |stream, state| {
-            state.players += 1;
-            let sub = stream.subscribe(state);
-            (
-                PlayerGuard {
-                    registry: self.clone(),
-                    stream: stream.clone(),
-                },
-                sub,
-            )
-        })
+        let mut map = self.map();
+        let stream = self.entry(&mut map, &key);
+        let mut state = stream.lock();
+        drop(map);
+        self.attach(&stream, &mut state)
+    }
+
+    fn attach(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        state: &mut StreamState,
+    ) -> (PlayerGuard, Subscription) {
+        state.players += 1;
+        let sub = stream.subscribe(state);
+        (
+            PlayerGuard {
+                registry: self.clone(),
+                stream: stream.clone(),
+            },
+            sub,
+        )
     }
 
     /// Removes the publisher of `app/name` (closing its connection with `reason`). The name is

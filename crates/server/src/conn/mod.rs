@@ -13,7 +13,8 @@ use crate::registry::{
 };
 use crate::stream::{Frame, StreamEvent};
 use outq::OutQueue;
-use rtmp_proto::session::{CloseReason, Event, MediaKind, ServerSession};
+use rtmp_proto::chunk::ChunkError;
+use rtmp_proto::session::{CloseReason, Event, MediaKind, ProtocolError, ServerSession};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,6 +30,9 @@ const READS_PER_WAKE: usize = 16;
 /// A player takes no more fan-out messages while this much output is queued: the bounded
 /// fan-out ring, not this queue, absorbs a slow reader.
 const OUT_HIGH_WATER: usize = 512 * 1024;
+/// How long after a challenge a publisher looks for kernel evidence that its host is gone: past
+/// the longest delayed ACK (200 ms), so a live host has surely ACKed the ping by then.
+const CHALLENGE_EVIDENCE_AFTER: Duration = Duration::from_millis(300);
 /// Longest gap between two looks at a player's TCP_INFO.
 const PEER_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a refused peer gets to receive its refusal before the socket closes.
@@ -78,6 +82,8 @@ struct Conn {
     challenge: Option<ChallengeTicket>,
     /// When this (publishing) connection last refreshed its RTT for challenges.
     rtt_refreshed: Instant,
+    /// When a newcomer challenged this publisher, and when to look at the kernel's evidence.
+    challenged: Option<(Instant, Instant)>,
 }
 
 /// Runs a connection to its end and returns why it ended.
@@ -99,6 +105,7 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         peer_check_at: None,
         challenge: None,
         rtt_refreshed: now,
+        challenged: None,
     };
     let reason = refine_timeout(conn.drive(&stream).await, &stream);
     conn.finish(&stream, &reason);
@@ -128,6 +135,7 @@ impl Conn {
                 self.challenge
                     .as_ref()
                     .map(|t| Instant::from_std(t.deadline)),
+                self.challenged.map(|(_, check)| check),
             ]
             .into_iter()
             .flatten()
@@ -143,7 +151,13 @@ impl Conn {
                 }
                 () = self.control.challenged(), if self.publisher.is_some() => {
                     tracing::debug!(conn = self.control.id, "challenged: pinging the publisher");
-                    self.session.send_ping(Instant::now().into_std());
+                    let now = Instant::now();
+                    self.session.send_ping(now.into_std());
+                    let wait = CHALLENGE_EVIDENCE_AFTER.max(self.control.srtt() * 3);
+                    self.challenged = Some((now, now + wait));
+                }
+                () = wait_evidence(&self.challenge), if self.challenge.is_some() => {
+                    self.resolve_challenge();
                 }
                 r = stream.writable(), if write_ready => {
                     if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.write(stream)) {
@@ -167,6 +181,12 @@ impl Conn {
                     }
                     if self.challenge.as_ref().is_some_and(|t| Instant::from_std(t.deadline) <= now) {
                         self.resolve_challenge();
+                    }
+                    if let Some((since, check)) = self.challenged
+                        && check <= now
+                    {
+                        self.challenged = None;
+                        self.challenge_evidence(stream, since);
                     }
                     if self.peer_check_at.is_some_and(|at| at <= now)
                         && let Err(reason) = self.check_peer(stream, now)
@@ -201,7 +221,7 @@ impl Conn {
             }
             self.session
                 .handle_input(now.into_std(), n)
-                .map_err(|e| CloseReason::ProtocolError(e.to_string()))?;
+                .map_err(|e| self.protocol_error(&e))?;
             self.handle_events()?;
             if n < READ_CHUNK {
                 return Ok(());
@@ -304,6 +324,32 @@ impl Conn {
         }
     }
 
+    /// A challenged publisher looks at its own socket: when nothing at all came back since the
+    /// challenge — no RTMP byte, and not even a TCP ACK of the ping from the host's kernel —
+    /// the host is gone and the newcomer need not wait out `challenge_timeout`. A frozen
+    /// process on a live host still ACKs, so it waits the full challenge (and loses it then).
+    fn challenge_evidence(&mut self, stream: &TcpStream, since: Instant) {
+        let Some(guard) = &self.publisher else { return };
+        if self.control.last_rx() > since.into_std() {
+            return;
+        }
+        let Ok(info) = liveness::tcp_info(stream) else {
+            return;
+        };
+        let waited = since.elapsed();
+        if info.unacked > 0 && Duration::from_millis(u64::from(info.last_ack_recv_ms)) >= waited {
+            tracing::info!(
+                conn = self.control.id,
+                unacked = info.unacked,
+                last_ack_ms = info.last_ack_recv_ms,
+                "challenged publisher's host is unreachable"
+            );
+            self.shared
+                .registry
+                .report_unreachable_incumbent(guard.stream(), self.control.id);
+        }
+    }
+
     fn resolve_challenge(&mut self) {
         let Some(ticket) = self.challenge.take() else {
             return;
@@ -338,7 +384,18 @@ impl Conn {
 
     fn on_play(&mut self, name: &str) {
         let app = self.session.app().to_owned();
-        let (guard, sub) = self.shared.registry.play(&app, name);
+        let (guard, sub) = match self.shared.registry.try_play(&app, name) {
+            Ok(attached) => attached,
+            Err(refusal) => {
+                tracing::info!(conn = self.control.id, peer = %self.control.peer, "play refused: {refusal}");
+                self.session.reject_play(&refusal.to_string());
+                self.closing = Some((
+                    CloseReason::Refused(refusal.to_string()),
+                    Instant::now() + REFUSAL_LINGER,
+                ));
+                return;
+            }
+        };
         self.session.accept_play(name, sub.live);
         self.role = "player";
         self.take_session_output();
@@ -469,6 +526,26 @@ impl Conn {
         Ok(())
     }
 
+    /// A protocol error closes the connection; one that is a `[limits]` bound is also counted
+    /// and logged as a refusal.
+    fn protocol_error(&self, e: &ProtocolError) -> CloseReason {
+        let limit = match e {
+            ProtocolError::Chunk(ChunkError::TooManyChunkStreams(_)) => Some("max_chunk_streams"),
+            ProtocolError::Chunk(ChunkError::MessageTooLarge { .. }) => Some("max_message_size"),
+            ProtocolError::Chunk(ChunkError::TooMuchBuffered(_)) => Some("max_buffered"),
+            ProtocolError::TooManyStreams => Some("max_streams_per_connection"),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            let peer = self.control.peer.to_string();
+            self.shared
+                .registry
+                .refusal_log()
+                .refused(limit, &peer, Instant::now().into_std());
+        }
+        CloseReason::ProtocolError(e.to_string())
+    }
+
     fn io_reason(&self, e: &io::Error) -> CloseReason {
         match e.kind() {
             io::ErrorKind::ConnectionReset
@@ -536,6 +613,13 @@ fn refine_timeout(reason: CloseReason, stream: &TcpStream) -> CloseReason {
         Ok(info) if info.retransmits > 0 || info.unacked > 0 => CloseReason::UserTimeout,
         Ok(info) if info.probes > 0 => CloseReason::KeepaliveTimeout,
         _ => reason,
+    }
+}
+
+async fn wait_evidence(ticket: &Option<ChallengeTicket>) {
+    match ticket {
+        Some(t) => t.dead_evidence().await,
+        None => std::future::pending().await,
     }
 }
 
