@@ -24,3 +24,5 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# Benchmarks in smoke mode (each bench runs once, nothing timed) so they cannot rot.
+cargo bench --workspace --locked --bench '*' -- --test
