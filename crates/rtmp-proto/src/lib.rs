@@ -14,6 +14,8 @@
 pub mod amf0;
 pub mod chunk;
 pub mod flv;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 pub mod handshake;
 pub mod message;
 pub mod session;

@@ -753,20 +753,31 @@ fn write_fuzz_corpus() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     let session = root.join("session");
     std::fs::create_dir_all(&session).unwrap();
-    let mut plain = vec![0u8];
-    plain.extend_from_slice(&h.transcript);
-    std::fs::write(session.join("publish-plain"), &plain).unwrap();
+    let transcript = &h.transcript;
+    let stream = &transcript[1 + 2 * HANDSHAKE_SIZE..];
+    // Flags: bit 0 synthetic handshake, bits 1-3 read size, bits 4-7 clock tick (see fuzzing.rs).
+    let seeds: [(&str, u8, &[u8]); 4] = [
+        ("publish-plain", 0x00, transcript),
+        ("publish-bytewise", 0x02, transcript),
+        ("publish-synthetic-handshake", 0x01, stream),
+        ("publish-slow-reads", 0x01 | (6 << 1) | (2 << 4), stream),
+    ];
+    for (name, flags, bytes) in seeds {
+        let mut file = vec![flags];
+        file.extend_from_slice(bytes);
+        std::fs::write(session.join(name), &file).unwrap();
+    }
     let handshake = root.join("handshake");
     std::fs::create_dir_all(&handshake).unwrap();
     std::fs::write(
         handshake.join("plain-c0c1c2-connect"),
-        &h.transcript[..2 * HANDSHAKE_SIZE + 200],
+        &transcript[..1 + 2 * HANDSHAKE_SIZE + 200],
     )
     .unwrap();
     // The chunk stream alone (after C0+C1+C2), behind the chunk_reader target's size byte.
     let chunk = root.join("chunk_reader");
     std::fs::create_dir_all(&chunk).unwrap();
-    let mut stream = vec![0u8];
-    stream.extend_from_slice(&h.transcript[1 + 2 * HANDSHAKE_SIZE..]);
-    std::fs::write(chunk.join("publish-stream"), &stream).unwrap();
+    let mut file = vec![0u8];
+    file.extend_from_slice(stream);
+    std::fs::write(chunk.join("publish-stream"), &file).unwrap();
 }
