@@ -13,8 +13,7 @@ use crate::registry::{
 };
 use crate::stream::{Frame, StreamEvent};
 use outq::OutQueue;
-use rtmp_proto::chunk::ChunkError;
-use rtmp_proto::session::{CloseReason, Event, MediaKind, ProtocolError, ServerSession};
+use rtmp_proto::session::{CloseReason, Event, MediaKind, ServerSession};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -221,7 +220,7 @@ impl Conn {
             }
             self.session
                 .handle_input(now.into_std(), n)
-                .map_err(|e| self.protocol_error(&e))?;
+                .map_err(|e| CloseReason::ProtocolError(e.to_string()))?;
             self.handle_events()?;
             if n < READ_CHUNK {
                 return Ok(());
@@ -384,18 +383,7 @@ impl Conn {
 
     fn on_play(&mut self, name: &str) {
         let app = self.session.app().to_owned();
-        let (guard, sub) = match self.shared.registry.try_play(&app, name) {
-            Ok(attached) => attached,
-            Err(refusal) => {
-                tracing::info!(conn = self.control.id, peer = %self.control.peer, "play refused: {refusal}");
-                self.session.reject_play(&refusal.to_string());
-                self.closing = Some((
-                    CloseReason::Refused(refusal.to_string()),
-                    Instant::now() + REFUSAL_LINGER,
-                ));
-                return;
-            }
-        };
+        let (guard, sub) = self.shared.registry.play(&app, name);
         self.session.accept_play(name, sub.live);
         self.role = "player";
         self.take_session_output();
@@ -524,26 +512,6 @@ impl Conn {
             return Err(CloseReason::PlayStall);
         }
         Ok(())
-    }
-
-    /// A protocol error closes the connection; one that is a `[limits]` bound is also counted
-    /// and logged as a refusal.
-    fn protocol_error(&self, e: &ProtocolError) -> CloseReason {
-        let limit = match e {
-            ProtocolError::Chunk(ChunkError::TooManyChunkStreams(_)) => Some("max_chunk_streams"),
-            ProtocolError::Chunk(ChunkError::MessageTooLarge { .. }) => Some("max_message_size"),
-            ProtocolError::Chunk(ChunkError::TooMuchBuffered(_)) => Some("max_buffered"),
-            ProtocolError::TooManyStreams => Some("max_streams_per_connection"),
-            _ => None,
-        };
-        if let Some(limit) = limit {
-            let peer = self.control.peer.to_string();
-            self.shared
-                .registry
-                .refusal_log()
-                .refused(limit, &peer, Instant::now().into_std());
-        }
-        CloseReason::ProtocolError(e.to_string())
     }
 
     fn io_reason(&self, e: &io::Error) -> CloseReason {
