@@ -23,7 +23,7 @@ const BATCH: u32 = 256;
 
 /// A 600 kbps stream at 30 fps plus AAC: ~2.5 KB video frames, 200-byte audio frames.
 fn media(i: u32) -> Media {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         let mut body = vec![0u8; 200];
         body[0] = 0xaf;
         body[1] = 1;
