@@ -52,6 +52,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[http]`: the admin API, metrics and dashboard.
     pub http: HttpConfig,
+    /// `[auth]`: static stream keys for publish (and optionally play).
+    pub auth: crate::auth::AuthConfig,
+    /// `[hooks]`: HTTP callbacks that authorise publish/play and hear when they end.
+    pub hooks: crate::hooks::HooksConfig,
 }
 
 /// `[rtmp]`.
@@ -232,7 +236,7 @@ impl Default for HttpConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(
@@ -241,7 +245,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
-fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         why: why.into(),
@@ -316,6 +320,8 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        self.auth.validate()?;
+        self.hooks.validate()?;
         Ok(())
     }
 

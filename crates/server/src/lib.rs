@@ -3,8 +3,10 @@
 //! fan-out to players.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod hooks;
 pub mod live;
 pub mod metrics;
 pub mod registry;

@@ -162,6 +162,21 @@ impl Registry {
         control: &Arc<ConnControl>,
         now: Instant,
     ) -> PublishOutcome {
+        self.publish_claim(app, name, control, now, true)
+    }
+
+    /// [`Self::publish`] for a newcomer that may or may not be `authorised` for the name (by
+    /// its stream key or the on_publish hook). An unauthorised newcomer may take a free name
+    /// but never challenges or displaces an incumbent: it is refused at once, and the
+    /// incumbent is not even pinged, so takeover cannot become a way to steal a stream.
+    pub fn publish_claim(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+        control: &Arc<ConnControl>,
+        now: Instant,
+        authorised: bool,
+    ) -> PublishOutcome {
         let key = stream_key(app, name);
         self.with_stream(&key, |stream, state| {
             if let Some(incumbent) = &state.publisher {
@@ -173,6 +188,9 @@ impl Registry {
                         why,
                     })
                 };
+                if !authorised {
+                    return busy("the newcomer is not authorised for this name");
+                }
                 match self.config.publish.on_duplicate {
                     OnDuplicate::Reject => return busy("on_duplicate is reject"),
                     OnDuplicate::Takeover => {}

@@ -32,6 +32,7 @@ impl Server {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let registry = Arc::new(Registry::with_metrics(config.clone(), metrics.clone()));
+        let hooks = crate::hooks::Hooks::new(&config.hooks);
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
@@ -39,6 +40,7 @@ impl Server {
                 registry,
                 live: Arc::default(),
                 metrics,
+                hooks,
             }),
             shutdown: CancellationToken::new(),
         })

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod hookserver;
 pub mod http;
 pub mod player;
 pub mod process;

@@ -24,6 +24,7 @@ fn shared(token: Option<&str>) -> Arc<Shared> {
         config,
         live: Arc::new(LiveTable::default()),
         metrics,
+        hooks: crate::hooks::Hooks::new(&crate::hooks::HooksConfig::default()),
     })
 }
 

@@ -1,6 +1,7 @@
 //! One task per connection: socket I/O, the protocol session, the stream it publishes or plays,
 //! and a single timer re-armed to the session's earliest deadline.
 
+mod access;
 mod control;
 mod observe;
 mod outq;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub live: Arc<crate::live::LiveTable>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The `[hooks]` client (decisions and end-of-life notifications).
+    pub hooks: Arc<crate::hooks::Hooks>,
 }
 
 struct Player {
@@ -83,6 +86,12 @@ struct Conn {
     rtt_refreshed: Instant,
     /// When a newcomer challenged this publisher, and when to look at the kernel's evidence.
     challenged: Option<(Instant, Instant)>,
+    /// A publish or play waiting for the on_publish / on_play hook's answer.
+    hook: Option<access::PendingHook>,
+    /// The stream name (without app) last granted, for the hook notifications.
+    stream_name: Option<String>,
+    /// When the current publish or play was granted.
+    role_since: Instant,
 }
 
 /// Runs a connection to its end and returns why it ended.
@@ -105,6 +114,9 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         challenge: None,
         rtt_refreshed: now,
         challenged: None,
+        hook: None,
+        stream_name: None,
+        role_since: now,
     };
     let reason = refine_timeout(conn.drive(&stream).await, &stream);
     conn.finish(&stream, &reason);
@@ -157,6 +169,9 @@ impl Conn {
                 }
                 () = wait_evidence(&self.challenge), if self.challenge.is_some() => {
                     self.resolve_challenge();
+                }
+                verdict = access::wait_hook(&mut self.hook), if self.hook.is_some() => {
+                    self.hook_answered(verdict);
                 }
                 r = stream.writable(), if write_ready => {
                     if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.write(stream)) {
@@ -287,15 +302,21 @@ impl Conn {
                 Event::Connected { app, tc_url } => {
                     tracing::debug!(conn = self.control.id, peer = %self.control.peer, %app, ?tc_url, "connect");
                 }
-                Event::PublishRequested { name, .. } => self.on_publish(&name),
-                Event::PlayRequested { name, .. } => self.on_play(&name),
+                Event::PublishRequested { name, query, .. } => {
+                    self.request_access(crate::auth::Action::Publish, name, query);
+                }
+                Event::PlayRequested { name, query, .. } => {
+                    self.request_access(crate::auth::Action::Play, name, query);
+                }
                 Event::Media(media) => {
                     if let Some(p) = &self.publisher {
                         p.publish(media);
                     }
                 }
                 Event::Unpublished => {
+                    self.hook = None;
                     if self.publisher.take().is_some() {
+                        self.notify_done(crate::hooks::Notice::PublishDone, "unpublished");
                         tracing::info!(
                             conn = self.control.id,
                             stream = self.stream_key.as_deref().unwrap_or("-"),
@@ -304,7 +325,10 @@ impl Conn {
                     }
                 }
                 Event::PlayStopped => {
-                    self.player = None;
+                    self.hook = None;
+                    if self.player.take().is_some() {
+                        self.notify_done(crate::hooks::Notice::PlayDone, "stopped");
+                    }
                     self.peer_check_at = None;
                 }
                 Event::PingResponse(_) => {}
@@ -367,6 +391,7 @@ impl Conn {
     fn publish_granted(&mut self, guard: PublisherGuard) {
         self.session.accept_publish(Instant::now().into_std());
         self.role = "publisher";
+        self.role_since = Instant::now();
         self.stream_key = Some(guard.stream().key.clone());
         tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, "publish");
         self.publisher = Some(guard);
@@ -386,6 +411,7 @@ impl Conn {
         let (guard, sub) = self.shared.registry.play(&app, name);
         self.session.accept_play(name, sub.live);
         self.role = "player";
+        self.role_since = Instant::now();
         self.take_session_output();
         tracing::info!(conn = self.control.id, peer = %self.control.peer, stream = %guard.stream().key, live = sub.live, "play");
         self.stream_key = Some(guard.stream().key.clone());
@@ -534,8 +560,10 @@ impl Conn {
 
     fn finish(&mut self, stream: &TcpStream, reason: &CloseReason) {
         // Free the name before anything else can fail.
-        self.publisher = None;
-        self.player = None;
+        let ended = (
+            self.publisher.take().is_some(),
+            self.player.take().is_some(),
+        );
         self.peer_check_at = None;
         // Kernel evidence for the log: how long since the peer ACKed anything, and what is
         // still in flight.
@@ -565,6 +593,7 @@ impl Conn {
             age_ms = self.control.started.elapsed().as_millis(),
             "close"
         );
+        self.notify_closed(ended, reason);
     }
 }
 
