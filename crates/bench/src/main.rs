@@ -12,6 +12,7 @@
 
 mod conn;
 mod flv;
+mod report;
 mod stats;
 mod wire;
 
@@ -44,6 +45,8 @@ enum Cmd {
     Load(LoadArgs),
     /// Connections that only handshake and `connect`, then idle.
     Idle(IdleArgs),
+    /// Renders the JSON lines of `load`/`idle` runs (tagged with --server) as Markdown tables.
+    Report(report::ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -60,6 +63,9 @@ struct Common {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Name of the server under test, copied into the report (e.g. lifeline, nginx-rtmp).
+    #[arg(long, default_value = "")]
+    server: String,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +111,7 @@ fn main() -> anyhow::Result<()> {
     let report = match cli.command {
         Cmd::Load(args) => local.block_on(&rt, load(args))?,
         Cmd::Idle(args) => local.block_on(&rt, idle(args))?,
+        Cmd::Report(args) => report::render(&args)?,
     };
     println!("{report}");
     Ok(())
@@ -387,6 +394,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<String> {
         .count();
     let report = serde_json::json!({
         "mode": "load",
+        "server": args.common.server,
         "url": args.common.url,
         "publishers": args.publishers,
         "players_per_stream": args.players,
@@ -480,6 +488,7 @@ async fn idle(args: IdleArgs) -> anyhow::Result<String> {
     };
     let report = serde_json::json!({
         "mode": "idle",
+        "server": args.common.server,
         "url": args.common.url,
         "connections": args.connections,
         "connected": ready.get(),

@@ -1,0 +1,162 @@
+//! Markdown tables from the JSON lines `load` and `idle` print, so `bench/compare.sh` needs
+//! no tool beyond this binary to write bench/RESULTS.md.
+
+use anyhow::Context as _;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// `report` arguments.
+#[derive(clap::Args)]
+pub(crate) struct ReportArgs {
+    /// File with one JSON object per line.
+    results: PathBuf,
+    /// The server whose figures are the numerator of the ratios.
+    #[arg(long, default_value = "lifeline")]
+    ours: String,
+    /// The server compared against.
+    #[arg(long, default_value = "nginx-rtmp")]
+    theirs: String,
+}
+
+fn f(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
+fn load_key(v: &Value) -> (u64, u64) {
+    let g = |k| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    (g("publishers"), g("players_per_stream"))
+}
+
+/// Reads the results and returns the Markdown.
+pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(&args.results)
+        .with_context(|| format!("cannot read {}", args.results.display()))?;
+    let rows: Vec<Value> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let server = |v: &Value| {
+        v.get("server")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let loads: Vec<&Value> = rows.iter().filter(|v| v["mode"] == "load").collect();
+    let idles: Vec<&Value> = rows.iter().filter(|v| v["mode"] == "idle").collect();
+    let mut out = String::new();
+
+    out.push_str("### Live loads (600 kbps stream, players on loopback)\n\n");
+    out.push_str("| load | server | players | kept up | kbps/player (mean, min) | lag p50 / p99 / max ms | server CPU % | server CPU % per Gbit/s | server RSS MiB | generator CPU % |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for v in &loads {
+        let (p, n) = load_key(v);
+        let _ = writeln!(
+            out,
+            "| {p} pub × {n} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} | {} | {} | {} | {} |",
+            server(v),
+            v["players"],
+            v["kept_up"],
+            num(f(v, "kept_up_pct"), 1),
+            num(f(v, "bitrate_kbps_mean"), 0),
+            num(f(v, "bitrate_kbps_min"), 0),
+            num(f(v, "lag_ms_p50"), 0),
+            num(f(v, "lag_ms_p99"), 0),
+            num(f(v, "lag_ms_max"), 0),
+            num(f(v, "server_cpu_pct"), 1),
+            num(f(v, "server_cpu_pct_per_gbps"), 0),
+            num(f(v, "server_rss_kib").map(|k| k / 1024.0), 1),
+            num(f(v, "generator_cpu_pct"), 1),
+        );
+    }
+
+    let _ = write!(
+        out,
+        "\n### Ratios {} / {} at the same load (lower is better for CPU and RSS)\n\n",
+        args.ours, args.theirs
+    );
+    out.push_str("| load | kept up | server CPU per Gbit/s | server RSS | lag p99 |\n|---|---:|---:|---:|---:|\n");
+    for ours in loads.iter().filter(|v| server(v) == args.ours) {
+        let Some(theirs) = loads
+            .iter()
+            .find(|v| server(v) == args.theirs && load_key(v) == load_key(ours))
+        else {
+            continue;
+        };
+        let (p, n) = load_key(ours);
+        let _ = writeln!(
+            out,
+            "| {p} pub × {n} | {} | {} | {} | {} |",
+            ratio(f(ours, "kept_up_pct"), f(theirs, "kept_up_pct")),
+            ratio(
+                f(ours, "server_cpu_pct_per_gbps"),
+                f(theirs, "server_cpu_pct_per_gbps")
+            ),
+            ratio(f(ours, "server_rss_kib"), f(theirs, "server_rss_kib")),
+            ratio(f(ours, "lag_ms_p99"), f(theirs, "lag_ms_p99")),
+        );
+    }
+
+    out.push_str(
+        "\n### Largest player count sustained (1 publisher, ≥ 99 % of players kept up)\n\n",
+    );
+    out.push_str("| server | players | server CPU % | generator CPU % |\n|---|---:|---:|---:|\n");
+    for name in [&args.ours, &args.theirs] {
+        let best = loads
+            .iter()
+            .filter(|v| server(v) == *name && load_key(v).0 == 1)
+            .filter(|v| f(v, "kept_up_pct").is_some_and(|k| k >= 99.0))
+            .max_by_key(|v| load_key(v).1);
+        if let Some(v) = best {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} |",
+                v["players"],
+                num(f(v, "server_cpu_pct"), 1),
+                num(f(v, "generator_cpu_pct"), 1)
+            );
+        }
+    }
+
+    out.push_str("\n### Idle connections (handshake + connect, no stream)\n\n");
+    out.push_str("| server | open | RSS KiB per connection | server CPU % while idle | generator CPU % |\n|---|---:|---:|---:|---:|\n");
+    for v in &idles {
+        let _ = writeln!(
+            out,
+            "| {} | {} / {} | {} | {} | {} |",
+            server(v),
+            v["open_at_end"],
+            v["connections"],
+            num(f(v, "server_rss_kib_per_conn"), 2),
+            num(f(v, "server_cpu_pct"), 2),
+            num(f(v, "generator_cpu_pct"), 2),
+        );
+    }
+    let pick = |name: &str| idles.iter().find(|v| server(v) == name);
+    if let (Some(a), Some(b)) = (pick(&args.ours), pick(&args.theirs)) {
+        let _ = writeln!(
+            out,
+            "\nRatio {} / {}: RSS per idle connection {}, idle CPU {}.",
+            args.ours,
+            args.theirs,
+            ratio(
+                f(a, "server_rss_kib_per_conn"),
+                f(b, "server_rss_kib_per_conn")
+            ),
+            ratio(f(a, "server_cpu_pct"), f(b, "server_cpu_pct")),
+        );
+    }
+    Ok(out)
+}
