@@ -81,6 +81,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(http) = args.http {
         config.http.listen = http;
     }
+    raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,6 +115,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open files to the hard limit, as a server holding up to
+/// `limits.max_connections` sockets needs (the soft limit is often 1024).
+fn raise_nofile_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!("cannot raise the open-files limit: {e}");
+        }
+    }
+    let soft = getrlimit(Resource::Nofile).current;
+    tracing::debug!(?soft, "open-files limit");
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -204,12 +204,30 @@ impl Default for PlayConfig {
 pub struct LimitsConfig {
     /// Connections open at once; more are refused at accept.
     pub max_connections: usize,
+    /// Connections open at once from one IP address; more are refused at accept.
+    pub max_connections_per_ip: usize,
+    /// New connections (each one a handshake) accepted per second, on average.
+    pub max_handshakes_per_second: u32,
+    /// New connections accepted at once above that rate (the token bucket's depth).
+    pub handshake_burst: u32,
+    /// Live streams (names published or played) at once.
+    pub max_streams: usize,
+    /// Players of one stream at once.
+    pub max_players_per_stream: usize,
+    /// Chunk streams one connection may use at once.
+    pub max_chunk_streams: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: 20_000,
+            max_connections_per_ip: 1000,
+            max_handshakes_per_second: 1000,
+            handshake_burst: 2000,
+            max_streams: 1000,
+            max_players_per_stream: 5000,
+            max_chunk_streams: 64,
         }
     }
 }
@@ -317,8 +335,24 @@ impl Config {
                 "must not be empty (leave it out instead)",
             ));
         }
-        if self.limits.max_connections == 0 {
-            return Err(invalid("limits.max_connections", "must be at least 1"));
+        let m = &self.limits;
+        for (key, v) in [
+            ("limits.max_connections", m.max_connections),
+            ("limits.max_connections_per_ip", m.max_connections_per_ip),
+            (
+                "limits.max_handshakes_per_second",
+                m.max_handshakes_per_second as usize,
+            ),
+            ("limits.handshake_burst", m.handshake_burst as usize),
+            ("limits.max_streams", m.max_streams),
+            ("limits.max_players_per_stream", m.max_players_per_stream),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(4..=65_599).contains(&m.max_chunk_streams) {
+            return Err(invalid("limits.max_chunk_streams", "must be 4..=65599"));
         }
         self.auth.validate()?;
         self.hooks.validate()?;
@@ -346,6 +380,7 @@ impl Config {
             window_ack_size: self.rtmp.window_ack_size,
             reader_limits: rtmp_proto::chunk::ReaderLimits {
                 max_message_size: self.rtmp.max_message_size,
+                max_chunk_streams: self.limits.max_chunk_streams,
                 ..Default::default()
             },
             timeouts: rtmp_proto::session::Timeouts {

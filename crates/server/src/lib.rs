@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod hooks;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod registry;

@@ -43,6 +43,7 @@ pub struct Metrics {
     silence: HistogramFamily,
     frames_dropped: Counter,
     takeovers: Counter,
+    refusals: Family<ReasonLabels, Counter>,
     /// Bytes of connections that have ended (live ones are added at scrape time).
     closed_bytes_in: AtomicU64,
     closed_bytes_out: AtomicU64,
@@ -75,6 +76,7 @@ impl Metrics {
         let silence: HistogramFamily = Family::new_with_constructor(silence_histogram);
         let frames_dropped = Counter::default();
         let takeovers = Counter::default();
+        let refusals = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "connections",
             "Open connections by role",
@@ -107,6 +109,11 @@ impl Metrics {
             "Publishers that lost their stream name to a newcomer",
             takeovers.clone(),
         );
+        registry.register(
+            "refusals",
+            "Connections, publishes and plays refused by a [limits] bound, by the limit's key",
+            refusals.clone(),
+        );
         Self {
             registry,
             connections,
@@ -117,6 +124,7 @@ impl Metrics {
             silence,
             frames_dropped,
             takeovers,
+            refusals,
             closed_bytes_in: AtomicU64::new(0),
             closed_bytes_out: AtomicU64::new(0),
             scrape: Mutex::new(()),
@@ -146,6 +154,16 @@ impl Metrics {
     /// A publisher lost its name to a newcomer.
     pub fn record_takeover(&self) {
         self.takeovers.inc();
+    }
+
+    /// A `[limits]` bound (`reason` is its key) refused a connection, a publish or a play.
+    pub fn record_refusal(&self, reason: &'static str) {
+        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Refusals by the limit `reason` so far.
+    pub fn refusals(&self, reason: &'static str) -> u64 {
+        self.refusals.get_or_create(&ReasonLabels { reason }).get()
     }
 
     /// A player skipped `n` messages after falling behind.

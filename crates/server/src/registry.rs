@@ -5,6 +5,7 @@
 
 use crate::config::{Config, OnDuplicate};
 use crate::conn::ConnControl;
+use crate::limits::RefusalLog;
 use crate::stream::{PublisherSlot, Stream, StreamState, Subscription};
 use rtmp_proto::session::{CloseReason, Media};
 use std::collections::HashMap;
@@ -27,6 +28,19 @@ pub enum PublishRefusal {
         /// Which rule refused.
         why: &'static str,
     },
+    /// A `[limits]` bound.
+    #[error("{0}")]
+    Limit(LimitRefusal),
+}
+
+/// A `[limits]` bound that refused a publish or a play.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limits.{key} reached ({limit})")]
+pub struct LimitRefusal {
+    /// The `[limits]` key, also the `reason` of `lifeline_refusals_total`.
+    pub key: &'static str,
+    /// Its configured value.
+    pub limit: usize,
 }
 
 /// What a publish request gets.
@@ -90,6 +104,7 @@ pub(crate) struct Challenge {
 pub struct Registry {
     config: Arc<Config>,
     metrics: Arc<crate::metrics::Metrics>,
+    refusals: Arc<RefusalLog>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
 }
 
@@ -107,9 +122,20 @@ impl Registry {
     pub fn with_metrics(config: Arc<Config>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         Self {
             config,
+            refusals: Arc::new(RefusalLog::new(metrics.clone())),
             metrics,
             streams: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where every `[limits]` refusal (here and at accept) is counted and logged.
+    pub fn refusal_log(&self) -> &Arc<RefusalLog> {
+        &self.refusals
+    }
+
+    fn refuse(&self, limit: LimitRefusal, who: &str) -> LimitRefusal {
+        self.refusals.refused(limit.key, who, Instant::now());
+        limit
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
@@ -118,18 +144,34 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The stream for `key`, created if needed. Lock order is always map, then stream state:
-    /// the caller gets the state locked while the map lock was still held, so the stream
-    /// cannot be dropped from the map in between.
-    fn with_stream<T>(&self, key: &str, f: impl FnOnce(&Arc<Stream>, &mut StreamState) -> T) -> T {
-        let mut map = self.map();
-        let stream = map
-            .entry(key.to_owned())
+    fn entry(&self, map: &mut HashMap<String, Arc<Stream>>, key: &str) -> Arc<Stream> {
+        map.entry(key.to_owned())
             .or_insert_with(|| Arc::new(Stream::new(key.to_owned(), &self.config)))
-            .clone();
+            .clone()
+    }
+
+    /// The stream for `key`, created if needed and `limits.max_streams` allows. Lock order is
+    /// always map, then stream state: the caller gets the state locked while the map lock was
+    /// still held, so the stream cannot be dropped from the map in between.
+    fn with_stream<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Arc<Stream>, &mut StreamState) -> T,
+    ) -> Result<T, LimitRefusal> {
+        let mut map = self.map();
+        let max = self.config.limits.max_streams;
+        if map.len() >= max && !map.contains_key(key) {
+            drop(map);
+            let limit = LimitRefusal {
+                key: "max_streams",
+                limit: max,
+            };
+            return Err(self.refuse(limit, key));
+        }
+        let stream = self.entry(&mut map, key);
         let mut state = stream.lock();
         drop(map);
-        f(&stream, &mut state)
+        Ok(f(&stream, &mut state))
     }
 
     /// Drops `stream` from the map once nobody publishes or plays it.
@@ -178,7 +220,7 @@ impl Registry {
         authorised: bool,
     ) -> PublishOutcome {
         let key = stream_key(app, name);
-        self.with_stream(&key, |stream, state| {
+        let outcome = self.with_stream(&key, |stream, state| {
             if let Some(incumbent) = &state.publisher {
                 let silent = now.saturating_duration_since(incumbent.control.last_rx());
                 let busy = |why: &'static str| {
@@ -234,7 +276,8 @@ impl Registry {
                 self.metrics.record_takeover();
             }
             PublishOutcome::Granted(self.grant(stream, state, control))
-        })
+        });
+        outcome.unwrap_or_else(|limit| PublishOutcome::Refused(PublishRefusal::Limit(limit)))
     }
 
     fn grant(
@@ -325,20 +368,51 @@ impl Registry {
         }
     }
 
-    /// Attaches a player to `app/name`, publisher or not.
+    /// Attaches a player to `app/name`, publisher or not, unless `limits.max_streams` or
+    /// `limits.max_players_per_stream` refuses it.
+    pub fn try_play(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+    ) -> Result<(PlayerGuard, Subscription), LimitRefusal> {
+        let key = stream_key(app, name);
+        let max = self.config.limits.max_players_per_stream;
+        let attached = self.with_stream(&key, |stream, state| {
+            (state.players < max).then(|| self.attach(stream, state))
+        })?;
+        attached.ok_or_else(|| {
+            let limit = LimitRefusal {
+                key: "max_players_per_stream",
+                limit: max,
+            };
+            self.refuse(limit, &key)
+        })
+    }
+
+    /// Attaches a player to `app/name`, publisher or not, whatever the limits (tests, benches).
     pub fn play(self: &Arc<Self>, app: &str, name: &str) -> (PlayerGuard, Subscription) {
         let key = stream_key(app, name);
-        self.with_stream(&key, |stream, state| {
-            state.players += 1;
-            let sub = stream.subscribe(state);
-            (
-                PlayerGuard {
-                    registry: self.clone(),
-                    stream: stream.clone(),
-                },
-                sub,
-            )
-        })
+        let mut map = self.map();
+        let stream = self.entry(&mut map, &key);
+        let mut state = stream.lock();
+        drop(map);
+        self.attach(&stream, &mut state)
+    }
+
+    fn attach(
+        self: &Arc<Self>,
+        stream: &Arc<Stream>,
+        state: &mut StreamState,
+    ) -> (PlayerGuard, Subscription) {
+        state.players += 1;
+        let sub = stream.subscribe(state);
+        (
+            PlayerGuard {
+                registry: self.clone(),
+                stream: stream.clone(),
+            },
+            sub,
+        )
     }
 
     /// Removes the publisher of `app/name` (closing its connection with `reason`). The name is

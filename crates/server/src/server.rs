@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::conn::{self, ConnControl, Shared};
+use crate::limits::AcceptLimits;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use std::net::SocketAddr;
@@ -10,10 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Accept queue length asked of the kernel.
+const LISTEN_BACKLOG: u32 = 4096;
 /// How long connections get to close on shutdown before the server stops waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -28,7 +30,7 @@ pub struct Server {
 impl Server {
     /// Binds the RTMP listener of `config`.
     pub async fn bind(config: Config) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.rtmp.listen).await?;
+        let listener = listen(config.rtmp.listen)?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let registry = Arc::new(Registry::with_metrics(config.clone(), metrics.clone()));
@@ -65,13 +67,19 @@ impl Server {
     /// (reason Shutdown) and waits for them, at most [`SHUTDOWN_GRACE`].
     pub async fn run(self) {
         let tracker = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(self.shared.config.limits.max_connections));
+        let refusals = self.shared.registry.refusal_log().clone();
+        let limits = AcceptLimits::new(&self.shared.config.limits, refusals.clone());
+        let mut flush = tokio::time::interval(Duration::from_secs(1));
         let next_id = AtomicU64::new(1);
         let socket_liveness = self.shared.config.socket_liveness();
         tracker.spawn(sample_rates(self.shared.clone(), self.shutdown.clone()));
         loop {
             let (stream, peer) = tokio::select! {
                 () = self.shutdown.cancelled() => break,
+                _ = flush.tick() => {
+                    refusals.flush(std::time::Instant::now());
+                    continue;
+                }
                 r = self.listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
@@ -82,8 +90,9 @@ impl Server {
                     }
                 },
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "refused: limits.max_connections reached");
+            let Ok(permit) = limits.admit(peer, std::time::Instant::now()) else {
+                // Close at once, with a reset: the refused peer leaves nothing behind.
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 continue;
             };
             if let Err(e) = prepare(&stream, &socket_liveness) {
@@ -119,6 +128,21 @@ impl Server {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
+}
+
+/// Binds `addr` with a deep accept queue: a burst of connections (a thousand idle ones, a
+/// reconnect storm) must not overflow it while the accept loop is busy, or the kernel drops the
+/// SYNs of everyone, legitimate clients included, for a second or more. The kernel caps it at
+/// `net.core.somaxconn`.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn prepare(stream: &TcpStream, liveness: &liveness::SocketLiveness) -> Result<(), String> {

@@ -266,6 +266,73 @@ impl RtmpClient {
         self.await_status(timeout)
     }
 
+    /// Sends `play name` without waiting for the answer (see [`Self::await_status`]).
+    pub fn send_play(&mut self, name: &str) -> io::Result<()> {
+        let id = self.create_stream(Duration::from_secs(5))?;
+        self.call(
+            id,
+            "play",
+            Value::Null,
+            vec![Value::string(name), Value::Number(-1000.0)],
+        )?;
+        Ok(())
+    }
+
+    /// `play`, then the first `onStatus` code (`NetStream.Play.Reset` or an error code such as
+    /// `NetStream.Play.Failed`).
+    pub fn play(&mut self, name: &str, timeout: Duration) -> io::Result<String> {
+        self.send_play(name)?;
+        self.await_status(timeout)
+    }
+
+    /// Announces Set Chunk Size `size` and chunks everything sent from now on with it (any
+    /// value, even ones a server must refuse, such as 0).
+    pub fn set_chunk_size(&mut self, size: u32) -> io::Result<()> {
+        self.send(C_CONTROL, 0, &Message::SetChunkSize(size))?;
+        self.writer.set_chunk_size(size);
+        Ok(())
+    }
+
+    /// Sends one message of type `type_id` with `payload` on chunk stream `csid`.
+    pub fn send_raw(
+        &mut self,
+        csid: u32,
+        type_id: u8,
+        stream_id: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let header = MessageHeader {
+            csid,
+            timestamp: 0,
+            type_id,
+            stream_id,
+        };
+        let mut out = BytesMut::new();
+        self.writer.write(&header, payload, &mut out);
+        self.stream.write_all(&out)
+    }
+
+    /// Sends a Ping Request and waits for the server's Ping Response: proof that the server
+    /// has parsed everything sent before it.
+    pub fn ping(&mut self, timeout: Duration) -> io::Result<Duration> {
+        let start = Instant::now();
+        let ts = 0x5EED;
+        self.send(
+            C_CONTROL,
+            0,
+            &Message::UserControl(UserControl::PingRequest(ts)),
+        )?;
+        let end = start + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if let Message::UserControl(UserControl::PingResponse(t)) = self.recv(left)?
+                && t == ts
+            {
+                return Ok(start.elapsed());
+            }
+        }
+    }
+
     /// The socket, e.g. to read its local address.
     pub fn socket(&self) -> &TcpStream {
         &self.stream

@@ -12,6 +12,7 @@
 // are acceptable here (the library API still returns io::Result where callers may recover).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod abuse;
 pub mod client;
 pub mod hookserver;
 pub mod http;

@@ -40,7 +40,15 @@ fn lock(m: &Mutex<Vec<FrameSeen>>) -> MutexGuard<'_, Vec<FrameSeen>> {
 impl Player {
     /// Plays `url` from inside `ns`.
     pub fn start(ns: &NetNs, url: &str) -> io::Result<Self> {
-        let mut cmd = ns.command("ffmpeg");
+        Self::spawn(ns.command("ffmpeg"), url)
+    }
+
+    /// Plays `url` from the test's own network namespace (e.g. over loopback).
+    pub fn start_local(url: &str) -> io::Result<Self> {
+        Self::spawn(std::process::Command::new("ffmpeg"), url)
+    }
+
+    fn spawn(mut cmd: std::process::Command, url: &str) -> io::Result<Self> {
         cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
             .args(["-fflags", "nobuffer", "-i", url])
             .args(["-an", "-f", "rawvideo", "-pix_fmt", "gray", "-"])

@@ -292,6 +292,11 @@ impl ServerSession {
         self.writer.chunk_size()
     }
 
+    /// The peer's chunk size in force (what it announced with Set Chunk Size; 128 before).
+    pub fn in_chunk_size(&self) -> u32 {
+        self.reader.chunk_size()
+    }
+
     /// The deadline table, for observability.
     pub fn timers(&self) -> &TimerTable {
         &self.timers

@@ -14,7 +14,8 @@ use crate::registry::{
 };
 use crate::stream::{Frame, StreamEvent};
 use outq::OutQueue;
-use rtmp_proto::session::{CloseReason, Event, MediaKind, ServerSession};
+use rtmp_proto::chunk::ChunkError;
+use rtmp_proto::session::{CloseReason, Event, MediaKind, ProtocolError, ServerSession};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,6 +28,9 @@ use tokio::time::Instant;
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per wake-up before giving the other duties a turn.
 const READS_PER_WAKE: usize = 16;
+/// Chunks parsed per wake-up, roughly: a peer with a tiny chunk size (1 is legal) makes every
+/// byte cost a parse, so it gets fewer bytes per turn and yields to the other connections.
+const CHUNKS_PER_WAKE: usize = 2048;
 /// A player takes no more fan-out messages while this much output is queued: the bounded
 /// fan-out ring, not this queue, absorbs a slow reader.
 const OUT_HIGH_WATER: usize = 512 * 1024;
@@ -179,8 +183,11 @@ impl Conn {
                     }
                 }
                 r = stream.readable(), if self.closing.is_none() => {
-                    if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.read(stream)) {
-                        return reason;
+                    match r.map_err(|e| self.io_reason(&e)).and_then(|()| self.read(stream)) {
+                        Err(reason) => return reason,
+                        // Input is waiting beyond this turn's budget: let the others run first.
+                        Ok(true) => tokio::task::yield_now().await,
+                        Ok(false) => {}
                     }
                 }
                 ev = recv_player(&mut self.player), if can_take && self.player.is_some() => {
@@ -212,16 +219,24 @@ impl Conn {
         }
     }
 
-    fn read(&mut self, stream: &TcpStream) -> Result<(), CloseReason> {
-        for _ in 0..READS_PER_WAKE {
+    /// Reads and processes what the peer sent, up to a budget; `Ok(true)` when the budget ran
+    /// out with more input possibly waiting.
+    fn read(&mut self, stream: &TcpStream) -> Result<bool, CloseReason> {
+        let chunk_size = usize::try_from(self.session.in_chunk_size()).unwrap_or(usize::MAX);
+        let mut budget = chunk_size
+            .saturating_mul(CHUNKS_PER_WAKE)
+            .clamp(4096, READ_CHUNK * READS_PER_WAKE);
+        while budget > 0 {
+            let want = budget.min(READ_CHUNK);
             let buf = self.session.recv_buf();
-            buf.reserve(READ_CHUNK);
-            let n = match stream.try_read_buf(buf) {
+            buf.reserve(want);
+            let n = match stream.try_read_buf(&mut bytes::BufMut::limit(&mut *buf, want)) {
                 Ok(0) => return Err(CloseReason::PeerClosed),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(self.io_reason(&e)),
             };
+            budget -= n.min(budget);
             let now = Instant::now();
             self.control.touch_rx(now.into_std(), n as u64);
             if self.publisher.is_some() && now >= self.rtt_refreshed + Duration::from_secs(1) {
@@ -235,13 +250,13 @@ impl Conn {
             }
             self.session
                 .handle_input(now.into_std(), n)
-                .map_err(|e| CloseReason::ProtocolError(e.to_string()))?;
+                .map_err(|e| self.protocol_error(&e))?;
             self.handle_events()?;
-            if n < READ_CHUNK {
-                return Ok(());
+            if n < want {
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn write(&mut self, stream: &TcpStream) -> Result<(), CloseReason> {
@@ -408,7 +423,18 @@ impl Conn {
 
     fn on_play(&mut self, name: &str) {
         let app = self.session.app().to_owned();
-        let (guard, sub) = self.shared.registry.play(&app, name);
+        let (guard, sub) = match self.shared.registry.try_play(&app, name) {
+            Ok(attached) => attached,
+            Err(refusal) => {
+                tracing::info!(conn = self.control.id, peer = %self.control.peer, "play refused: {refusal}");
+                self.session.reject_play(&refusal.to_string());
+                self.closing = Some((
+                    CloseReason::Refused(refusal.to_string()),
+                    Instant::now() + REFUSAL_LINGER,
+                ));
+                return;
+            }
+        };
         self.session.accept_play(name, sub.live);
         self.role = "player";
         self.role_since = Instant::now();
@@ -538,6 +564,26 @@ impl Conn {
             return Err(CloseReason::PlayStall);
         }
         Ok(())
+    }
+
+    /// A protocol error closes the connection; one that is a `[limits]` bound is also counted
+    /// and logged as a refusal.
+    fn protocol_error(&self, e: &ProtocolError) -> CloseReason {
+        let limit = match e {
+            ProtocolError::Chunk(ChunkError::TooManyChunkStreams(_)) => Some("max_chunk_streams"),
+            ProtocolError::Chunk(ChunkError::MessageTooLarge { .. }) => Some("max_message_size"),
+            ProtocolError::Chunk(ChunkError::TooMuchBuffered(_)) => Some("max_buffered"),
+            ProtocolError::TooManyStreams => Some("max_streams_per_connection"),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            let peer = self.control.peer.to_string();
+            self.shared
+                .registry
+                .refusal_log()
+                .refused(limit, &peer, Instant::now().into_std());
+        }
+        CloseReason::ProtocolError(e.to_string())
     }
 
     fn io_reason(&self, e: &io::Error) -> CloseReason {
