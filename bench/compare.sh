@@ -77,10 +77,14 @@ lifeline_port=19350
 nginx_port=19351
 server_pid=
 
-start_lifeline() {
+start_lifeline() { # [handshake_timeout]
+  # Lifeline closes a connection that neither publishes nor plays within handshake_timeout
+  # (10 s by default): the idle test raises it, or there would be nothing idle to measure.
   cat > "$work/lifeline.toml" <<TOML
 [rtmp]
 listen = "127.0.0.1:$lifeline_port"
+[liveness]
+handshake_timeout = "${1:-10s}"
 [http]
 enabled = false
 TOML
@@ -147,7 +151,7 @@ for server in lifeline nginx-rtmp; do
   load "$server" 50 2 || true
   # Idle connections on a fresh process, so its RSS baseline is its idle size.
   stop_server
-  if [ "$server" = lifeline ]; then start_lifeline; else start_nginx; fi
+  if [ "$server" = lifeline ]; then start_lifeline 1h; else start_nginx; fi
   sleep 1
   echo "== $server: $idle_conns idle connections"
   port=$lifeline_port; [ "$server" = nginx-rtmp ] && port=$nginx_port
