@@ -134,7 +134,13 @@ fn api_lists_kicks_and_counts_with_ffmpeg() {
         publisher["closing"]["reason"], "publish_idle",
         "{publisher:#}"
     );
-    assert_eq!(player["closing"]["reason"], "ping_timeout", "{player:#}");
+    // The earliest deadline that would close a healthy player: the ping (a silent peer) or the
+    // write stall (queued output), depending on the moment.
+    assert!(
+        ["ping_timeout", "play_stall"]
+            .contains(&player["closing"]["reason"].as_str().unwrap_or("")),
+        "{player:#}"
+    );
 
     // Byte counts grow.
     std::thread::sleep(Duration::from_millis(1500));

@@ -122,7 +122,7 @@ impl Default for LivenessConfig {
             handshake_timeout: Duration::from_secs(10),
             publish_idle_timeout: Duration::from_secs(30),
             play_stall_timeout: Duration::from_secs(15),
-            ping_interval: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(10),
             tcp_keepalive_idle: Duration::from_secs(30),
             tcp_keepalive_interval: Duration::from_secs(10),
@@ -193,7 +193,7 @@ impl Default for PlayConfig {
             max_lag_drops: 8,
             gop_cache: true,
             gop_cache_max_bytes: 16 << 20,
-            merge_window: Duration::from_millis(10),
+            merge_window: Duration::from_millis(100),
         }
     }
 }

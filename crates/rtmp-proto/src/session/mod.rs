@@ -315,7 +315,12 @@ impl ServerSession {
         self.on_received(now, received as u64);
         let mut input = std::mem::take(&mut self.inbuf);
         let result = self.process(&mut input);
-        self.inbuf = input;
+        // Fully consumed: drop the buffer rather than keep its capacity, so an idle connection
+        // holds no receive memory (a busy one reallocates anyway, its old buffer being shared
+        // with the payloads it produced).
+        if !input.is_empty() {
+            self.inbuf = input;
+        }
         result
     }
 
@@ -493,7 +498,9 @@ impl ServerSession {
 
     /// Bytes to send, if any.
     pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        // `take` rather than `split`: the spare capacity would otherwise stay allocated for as
+        // long as the connection lives.
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out).freeze())
     }
 
     /// Whether bytes are waiting in [`Self::take_output`].

@@ -26,6 +26,9 @@ use tokio::time::Instant;
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// What a new connection asks of the kernel per read; doubled each time a read fills it, up to
+/// [`READ_CHUNK`], so idle connections keep a small buffer and busy publishers a large one.
+const READ_START: usize = 4 * 1024;
 /// Reads per wake-up before giving the other duties a turn.
 const READS_PER_WAKE: usize = 16;
 /// Chunks parsed per wake-up, roughly: a peer with a tiny chunk size (1 is legal) makes every
@@ -73,6 +76,8 @@ struct Conn {
     out: OutQueue,
     /// Output waits until then to batch more messages (the merge window).
     write_at: Option<Instant>,
+    /// Bytes asked of the kernel per read (adaptive, see [`READ_START`]).
+    read_size: usize,
     publisher: Option<PublisherGuard>,
     player: Option<Player>,
     stream_key: Option<String>,
@@ -108,6 +113,7 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         session,
         out: OutQueue::default(),
         write_at: None,
+        read_size: READ_START,
         publisher: None,
         player: None,
         stream_key: None,
@@ -157,7 +163,11 @@ impl Conn {
             .min()
             .unwrap_or(now + Duration::from_secs(3600));
             sleep.as_mut().reset(deadline);
-            let can_take = self.out.len() < OUT_HIGH_WATER && self.closing.is_none();
+            // While a merge window is open, fan-out messages wait in the ring: the player wakes
+            // once per window, drains them all and writes them in one vectored write.
+            let can_take = self.out.len() < OUT_HIGH_WATER
+                && self.closing.is_none()
+                && self.write_at.is_none_or(|at| at <= now);
 
             tokio::select! {
                 biased;
@@ -177,6 +187,11 @@ impl Conn {
                 verdict = access::wait_hook(&mut self.hook), if self.hook.is_some() => {
                     self.hook_answered(verdict);
                 }
+                ev = recv_player(&mut self.player), if can_take && self.player.is_some() => {
+                    if let Err(reason) = self.on_stream_event(ev) {
+                        return reason;
+                    }
+                }
                 r = stream.writable(), if write_ready => {
                     if let Err(reason) = r.map_err(|e| self.io_reason(&e)).and_then(|()| self.write(stream)) {
                         return reason;
@@ -188,11 +203,6 @@ impl Conn {
                         // Input is waiting beyond this turn's budget: let the others run first.
                         Ok(true) => tokio::task::yield_now().await,
                         Ok(false) => {}
-                    }
-                }
-                ev = recv_player(&mut self.player), if can_take && self.player.is_some() => {
-                    if let Err(reason) = self.on_stream_event(ev) {
-                        return reason;
                     }
                 }
                 () = &mut sleep => {
@@ -227,7 +237,7 @@ impl Conn {
             .saturating_mul(CHUNKS_PER_WAKE)
             .clamp(4096, READ_CHUNK * READS_PER_WAKE);
         while budget > 0 {
-            let want = budget.min(READ_CHUNK);
+            let want = budget.min(self.read_size);
             let buf = self.session.recv_buf();
             buf.reserve(want);
             let n = match stream.try_read_buf(&mut bytes::BufMut::limit(&mut *buf, want)) {
@@ -237,6 +247,9 @@ impl Conn {
                 Err(e) => return Err(self.io_reason(&e)),
             };
             budget -= n.min(budget);
+            if n == want {
+                self.read_size = (self.read_size * 2).min(READ_CHUNK);
+            }
             let now = Instant::now();
             self.control.touch_rx(now.into_std(), n as u64);
             if self.publisher.is_some() && now >= self.rtt_refreshed + Duration::from_secs(1) {
@@ -279,6 +292,10 @@ impl Conn {
         let now = Instant::now();
         if progressed {
             self.last_tx = now;
+        }
+        if self.out.is_empty() {
+            // The next fan-out message opens a new merge window.
+            self.write_at = None;
         }
         self.session
             .on_write_state(now.into_std(), !self.out.is_empty(), progressed);
