@@ -85,6 +85,12 @@ start_lifeline() { # [handshake_timeout]
 listen = "127.0.0.1:$lifeline_port"
 [liveness]
 handshake_timeout = "${1:-10s}"
+# Every load-generator connection comes from 127.0.0.1: lift the per-address and handshake-rate
+# limits (1000 per address, 1000/s by default), which exist for the internet, not for loopback.
+[limits]
+max_connections_per_ip = 20000
+max_handshakes_per_second = 20000
+handshake_burst = 20000
 [http]
 enabled = false
 TOML
@@ -173,7 +179,7 @@ elapsed=$(( $(date +%s) - started_at ))
   echo "- Memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "- OS: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
   echo "- nginx $(nginx -v 2>&1 | sed 's|.*/||'), libnginx-mod-rtmp $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), 1 worker"
-  echo "- Lifeline $(git -C "$root" rev-parse --short HEAD), release build, default configuration (loopback listener, HTTP admin off)"
+  echo "- Lifeline $(git -C "$root" rev-parse --short HEAD), release build, default configuration except the per-address and handshake-rate limits, lifted because every client is 127.0.0.1 (loopback listener, HTTP admin off)"
   echo "- Load average (1/5/15 min) before: $load_before; after: $load_after"
   echo "- Generator: \`lifeline-bench\`, one thread; the generator and the server share the machine's cores"
   echo "- Measurement window per load: ${window} s after all players started + 3 s warm-up; a player kept up when"
