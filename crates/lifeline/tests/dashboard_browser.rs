@@ -84,6 +84,22 @@ impl WebDriver {
         v["value"].clone()
     }
 
+    /// Clicks the first element matching `css`, finding it again when a dashboard refresh
+    /// replaced it between the find and the click (a stale element reference).
+    fn click(&self, css: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(id) = self.wait_for(css, end.saturating_duration_since(Instant::now())) {
+                let path = format!("/session/{}/element/{id}/click", self.session);
+                if http_json(self.addr, "POST", &path, "{}").status == 200 {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// The first element matching `css`, waiting up to `timeout` for it.
     fn wait_for(&self, css: &str, timeout: Duration) -> Option<String> {
         let end = Instant::now() + timeout;
@@ -224,10 +240,10 @@ fn dashboard_in_chromium() {
     let shot_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     wd.screenshot(&shot_dir.join("dashboard.png"));
 
-    let kick = wd
-        .wait_for("tr[data-stream='live/browser'] button.kick", t)
-        .expect("kick button");
-    wd.call("POST", &format!("/element/{kick}/click"), &json!({}));
+    assert!(
+        wd.click("tr[data-stream='live/browser'] button.kick", t),
+        "kick button"
+    );
     assert!(
         wd.wait_for("#closes li[data-reason='kicked']", t).is_some(),
         "close event shown"
