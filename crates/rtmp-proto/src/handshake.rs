@@ -39,6 +39,22 @@ fn fms_key() -> [u8; 68] {
 }
 
 /// The full 62-byte Flash Player key, with which a digest client signs C2.
+/// Takes the version byte (checked as soon as it arrives, before the rest) and the 1536-byte
+/// block after it (C0+C1 or S0+S1), or nothing while they are incomplete: both sides of the
+/// handshake start the same way.
+fn take_version_and_block(input: &mut BytesMut) -> Result<Option<BytesMut>, HandshakeError> {
+    match input.first() {
+        None => return Ok(None),
+        Some(&v) if v != RTMP_VERSION => return Err(HandshakeError::UnsupportedVersion(v)),
+        Some(_) => {}
+    }
+    if input.len() < 1 + HANDSHAKE_SIZE {
+        return Ok(None);
+    }
+    input.advance(1);
+    Ok(Some(input.split_to(HANDSHAKE_SIZE)))
+}
+
 #[cfg(test)]
 fn fp_key() -> [u8; 62] {
     let mut key = [0; 62];
@@ -194,16 +210,9 @@ impl ServerHandshake {
         out: &mut BytesMut,
     ) -> Result<HandshakeProgress, HandshakeError> {
         if self.state == ServerState::AwaitC0C1 {
-            match input.first() {
-                None => return Ok(HandshakeProgress::InProgress),
-                Some(&v) if v != RTMP_VERSION => return Err(HandshakeError::UnsupportedVersion(v)),
-                Some(_) => {}
-            }
-            if input.len() < 1 + HANDSHAKE_SIZE {
+            let Some(c1) = take_version_and_block(input)? else {
                 return Ok(HandshakeProgress::InProgress);
-            }
-            input.advance(1);
-            let c1 = input.split_to(HANDSHAKE_SIZE);
+            };
             self.respond(&c1, out);
             self.state = ServerState::AwaitC2;
         }
@@ -292,16 +301,9 @@ impl ClientHandshake {
     ) -> Result<HandshakeProgress, HandshakeError> {
         self.start(out);
         if self.state == ClientState::AwaitS0S1 {
-            match input.first() {
-                None => return Ok(HandshakeProgress::InProgress),
-                Some(&v) if v != RTMP_VERSION => return Err(HandshakeError::UnsupportedVersion(v)),
-                Some(_) => {}
-            }
-            if input.len() < 1 + HANDSHAKE_SIZE {
+            let Some(s1) = take_version_and_block(input)? else {
                 return Ok(HandshakeProgress::InProgress);
-            }
-            input.advance(1);
-            let s1 = input.split_to(HANDSHAKE_SIZE);
+            };
             out.put_slice(&s1);
             self.state = ClientState::AwaitS2;
         }
