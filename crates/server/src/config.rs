@@ -87,7 +87,7 @@ impl Default for RtmpConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LivenessConfig {
-    /// From accept until publish or play is under way.
+    /// From accept until publish or play is under way (and again once it ends).
     #[serde(deserialize_with = "duration")]
     pub handshake_timeout: Duration,
     /// A publisher that sends no bytes for this long is closed and its name freed.
@@ -96,7 +96,7 @@ pub struct LivenessConfig {
     /// A player whose socket accepts no bytes for this long is closed.
     #[serde(deserialize_with = "duration")]
     pub play_stall_timeout: Duration,
-    /// Ping (RTMP User Control 6) a connection silent for this long; "0s" disables pings.
+    /// Ping (RTMP User Control 6) a player silent for this long; "0s" disables pings.
     #[serde(deserialize_with = "duration")]
     pub ping_interval: Duration,
     /// No byte at all from the peer within this long after a ping closes it.

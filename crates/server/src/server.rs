@@ -72,7 +72,6 @@ impl Server {
         let mut flush = tokio::time::interval(Duration::from_secs(1));
         let next_id = AtomicU64::new(1);
         let socket_liveness = self.shared.config.socket_liveness();
-        tracker.spawn(sample_rates(self.shared.clone(), self.shutdown.clone()));
         loop {
             let (stream, peer) = tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -148,20 +147,4 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 fn prepare(stream: &TcpStream, liveness: &liveness::SocketLiveness) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     liveness.apply(stream).map_err(|e| e.to_string())
-}
-
-/// Refreshes every live connection's throughput about once a second (for bitrates in the API).
-async fn sample_rates(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now = std::time::Instant::now();
-        for c in shared.live.all() {
-            c.sample_rates(now);
-        }
-    }
 }

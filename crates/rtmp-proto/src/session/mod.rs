@@ -46,7 +46,7 @@ pub struct Timeouts {
     pub publish_idle: Duration,
     /// A connection whose queued output does not move for this long is closed.
     pub play_stall: Duration,
-    /// Ping a peer that has been silent this long; `None` disables pings.
+    /// Ping a player that has been silent this long; `None` disables pings.
     pub ping_interval: Option<Duration>,
     /// How long a ping may go unanswered (no byte at all from the peer).
     pub ping_timeout: Duration,
@@ -447,13 +447,14 @@ impl ServerSession {
         None
     }
 
-    /// Schedules the next ping for a connection silent since `now`. Publishers are exempt:
-    /// their silence is judged by `publish_idle` (and by a challenge when a newcomer wants
-    /// their name), so an encoder that pauses is never pinged away sooner than operators expect.
+    /// Schedules the next ping for a player silent since `now`. Only players are pinged:
+    /// publishers are judged by `publish_idle` (and by a challenge when a newcomer wants their
+    /// name), so an encoder that pauses is never pinged away sooner than operators expect; a
+    /// connection that neither publishes nor plays is bounded by `handshake_timeout`, so
+    /// thousands of idle connections cost no wake-ups at all.
     pub(super) fn arm_ping(&mut self, now: Instant) {
-        let publishing = matches!(self.role, Role::Publisher(_) | Role::PublishPending(_));
         match self.config.timeouts.ping_interval {
-            Some(interval) if matches!(self.phase, Phase::Connected) && !publishing => {
+            Some(interval) if matches!(self.role, Role::Player(_)) => {
                 self.timers.set(Timer::PingSend, now + interval);
             }
             _ => self.timers.stop(Timer::PingSend),

@@ -91,7 +91,6 @@ impl ServerSession {
             .and_then(Value::as_str)
             .map(str::to_owned);
         self.phase = Phase::Connected;
-        self.arm_ping(self.last_rx);
 
         let window = self.config.window_ack_size;
         self.send_message(CSID_CONTROL, 0, &Message::WindowAckSize(window));
@@ -196,9 +195,14 @@ impl ServerSession {
             Role::Idle => return,
         }
         self.role = Role::Idle;
-        // Publishing disarmed the pings (and accepting it the handshake deadline); without
-        // them a silent ex-publisher would have no deadline at all.
-        self.arm_ping(self.last_rx);
+        // Accepting the publish or play disarmed the handshake deadline: a connection back to
+        // no role gets it again, or a silent one would linger forever.
+        self.timers.stop(Timer::PingSend);
+        self.timers.stop(Timer::PingTimeout);
+        self.timers.set(
+            Timer::Handshake,
+            self.last_rx + self.config.timeouts.handshake,
+        );
     }
 
     /// Grants a pending publish: the peer may now send media.
@@ -239,6 +243,7 @@ impl ServerSession {
         };
         self.role = Role::Player(id);
         self.timers.stop(Timer::Handshake);
+        self.arm_ping(self.last_rx);
         self.user_control(UserControl::StreamBegin(id));
         self.on_status(
             id,

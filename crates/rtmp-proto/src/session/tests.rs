@@ -471,21 +471,45 @@ fn publishers_are_judged_by_publish_idle_not_pings() {
 }
 
 #[test]
-fn a_connection_that_stopped_publishing_is_pinged_again() {
-    // Publishing disarmed the handshake deadline and the pings; once the publish ends, a
-    // silent connection must still have a deadline, or it lingers forever.
+fn a_connection_that_stopped_publishing_gets_the_handshake_deadline_again() {
+    // Publishing disarmed the handshake deadline; once the publish ends, a silent connection
+    // must still have a deadline, or it lingers forever.
     let mut h = Harness::publishing(SessionConfig::default());
     h.advance(Duration::from_secs(1));
     h.call(1, "deleteStream", 4.0, vec![Value::number(1)])
         .unwrap();
     assert_eq!(h.events(), [Event::Unpublished]);
-    assert_eq!(h.server.poll_timeout(), Some(h.at(6.0)));
-    assert_eq!(h.jump(), None);
-    assert_eq!(
-        user_controls(&h.replies()),
-        [UserControl::PingRequest(6000)]
-    );
-    assert_eq!(h.jump(), Some(CloseReason::PingTimeout));
+    assert_eq!(h.server.timers().get(Timer::PublishIdle), None);
+    assert_eq!(h.server.poll_timeout(), Some(h.at(11.0)));
+    assert_eq!(h.jump(), Some(CloseReason::HandshakeTimeout));
+    assert!(user_controls(&h.replies()).is_empty(), "never pinged");
+}
+
+#[test]
+fn a_connection_that_stopped_playing_is_no_longer_pinged() {
+    let mut h = Harness::playing(SessionConfig::default());
+    assert_eq!(h.jump(), None, "a player is pinged");
+    assert_eq!(user_controls(&h.replies()).len(), 1);
+    h.advance(Duration::from_secs(1));
+    h.call(1, "closeStream", 0.0, vec![]).unwrap();
+    assert_eq!(h.events(), [Event::PlayStopped]);
+    assert_eq!(h.server.timers().get(Timer::PingSend), None);
+    assert_eq!(h.server.timers().get(Timer::PingTimeout), None);
+    assert_eq!(h.server.poll_timeout(), Some(h.at(16.0)));
+    assert_eq!(h.jump(), Some(CloseReason::HandshakeTimeout));
+}
+
+#[test]
+fn connections_without_a_stream_are_never_pinged() {
+    // Thousands of connected but idle clients must cost no wake-ups: the handshake deadline
+    // alone bounds them, however long an operator sets it.
+    let mut config = SessionConfig::default();
+    config.timeouts.handshake = Duration::from_secs(3600);
+    let mut h = Harness::ready(config);
+    assert_eq!(h.server.timers().get(Timer::PingSend), None);
+    assert_eq!(h.server.poll_timeout(), Some(h.at(3600.0)));
+    assert_eq!(h.jump(), Some(CloseReason::HandshakeTimeout));
+    assert!(h.replies().is_empty());
 }
 
 #[test]

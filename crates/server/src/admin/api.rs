@@ -95,7 +95,7 @@ fn stream_view(stream: &crate::stream::Stream, now: Instant) -> StreamView {
             publishing_ms: snap
                 .publishing_since
                 .map(|s| millis(now.saturating_duration_since(s))),
-            bitrate_bps: p.rates_bps().0,
+            bitrate_bps: p.rates_bps(now).0,
             media: snap.media,
         }),
         players: snap.players,
@@ -266,10 +266,11 @@ fn kernel_view(c: &ConnControl) -> Option<KernelView> {
 fn conn_view(c: &ConnControl, now: Instant) -> ConnView {
     let o = c.observed();
     let last_rx = c.last_rx();
-    let (rx_bps, tx_bps) = c.rates_bps();
+    let (rx_bps, tx_bps) = c.rates_bps(now);
     let closing = o.closing.map(|(reason, at)| {
         let from = match reason {
-            "handshake_timeout" => c.started,
+            // Once a publish or play has ended, the deadline counts from the end instead.
+            "handshake_timeout" if o.role == ConnRole::Handshaking => c.started,
             "play_stall" => o.last_tx,
             _ => last_rx,
         };

@@ -37,7 +37,8 @@ pub struct ConnControl {
     /// reads TCP_INFO through it under this lock, and the task clears it (taking the lock)
     /// before closing the socket, so a reused descriptor number is never read.
     fd: Mutex<Option<RawFd>>,
-    /// Receive and send rates in bits/s, sampled about once a second by the server.
+    /// Receive and send rates in bits/s, sampled about once a second by the connection's own
+    /// task as it wakes (an idle connection costs nothing).
     rates: Mutex<Rates>,
 }
 
@@ -45,9 +46,9 @@ pub struct ConnControl {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnRole {
-    /// Handshake, connect or createStream still under way.
+    /// Handshake, connect or createStream still under way: no publish or play granted yet.
     Handshaking,
-    /// Connected, neither publishing nor playing.
+    /// Its publish or play ended; neither publishing nor playing now.
     Idle,
     /// Holds a stream name.
     Publisher,
@@ -90,6 +91,11 @@ pub struct Observed {
     /// reason label it would give.
     pub closing: Option<(&'static str, Instant)>,
 }
+
+/// How often a connection task samples its throughput.
+pub(crate) const RATES_EVERY: Duration = Duration::from_secs(1);
+/// A sample older than this is no longer the current rate.
+const RATES_STALE: Duration = Duration::from_secs(2);
 
 /// Throughput measured between two samples.
 #[derive(Debug, Clone, Copy, Default)]
@@ -163,7 +169,7 @@ impl ConnControl {
     }
 
     /// Takes a throughput sample now; rates are bits per second since the previous sample.
-    pub fn sample_rates(&self, now: Instant) {
+    pub(crate) fn sample_rates(&self, now: Instant) {
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.bytes_out.load(Ordering::Relaxed);
         let mut r = lock(&self.rates);
@@ -184,10 +190,22 @@ impl ConnControl {
         };
     }
 
-    /// Last measured (receive, send) rates in bits/s.
-    pub fn rates_bps(&self) -> (u64, u64) {
+    /// (receive, send) rates in bits/s at `now`: the last sample's, or, when the task has not
+    /// sampled for a while (it sleeps while nothing happens), the average since its last sample.
+    pub fn rates_bps(&self, now: Instant) -> (u64, u64) {
         let r = lock(&self.rates);
-        (r.in_bps, r.out_bps)
+        match r.at {
+            Some(at) if now.saturating_duration_since(at) > RATES_STALE => {
+                let secs = now.saturating_duration_since(at).as_secs_f64();
+                let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+                let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+                (
+                    bps(bytes_in.saturating_sub(r.bytes_in), secs),
+                    bps(bytes_out.saturating_sub(r.bytes_out), secs),
+                )
+            }
+            _ => (r.in_bps, r.out_bps),
+        }
     }
 
     /// Asks the connection to close with `reason`; the first reason given wins.

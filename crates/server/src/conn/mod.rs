@@ -104,6 +104,8 @@ struct Conn {
     stream_name: Option<String>,
     /// When the current publish or play was granted.
     role_since: Instant,
+    /// When to take the next throughput sample.
+    rates_due: Instant,
 }
 
 /// Runs a connection to its end and returns why it ended.
@@ -130,6 +132,7 @@ pub async fn run(stream: TcpStream, control: Arc<ConnControl>, shared: Arc<Share
         hook: None,
         stream_name: None,
         role_since: now,
+        rates_due: now,
     };
     let reason = refine_timeout(conn.drive(&stream).await, &stream);
     conn.finish(&stream, &reason);
@@ -143,13 +146,13 @@ impl Conn {
         tokio::pin!(sleep);
         loop {
             self.take_session_output();
-            self.observe();
+            let now = Instant::now();
+            self.observe(now);
             if let Some((reason, deadline)) = &self.closing
-                && (self.out.is_empty() || Instant::now() >= *deadline)
+                && (self.out.is_empty() || now >= *deadline)
             {
                 return reason.clone();
             }
-            let now = Instant::now();
             let write_ready = !self.out.is_empty() && self.write_at.is_none_or(|at| at <= now);
             let deadline = [
                 self.session.poll_timeout().map(Instant::from_std),
@@ -246,7 +249,15 @@ impl Conn {
             let n = match stream.try_read_buf(&mut bytes::BufMut::limit(&mut *buf, want)) {
                 Ok(0) => return Err(CloseReason::PeerClosed),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Every wake-up ends with a read that finds nothing (that is how the
+                    // readiness is cleared): keep no empty buffer reserved across the wait, or
+                    // each idle connection holds `read_size` bytes for nothing.
+                    if buf.is_empty() {
+                        *buf = bytes::BytesMut::new();
+                    }
+                    return Ok(false);
+                }
                 Err(e) => return Err(self.io_reason(&e)),
             };
             budget -= n.min(budget);

@@ -2,18 +2,25 @@
 //! state it already holds, so observing a connection never costs it a syscall.
 
 use super::Conn;
-use super::control::ConnRole;
+use super::control::{ConnRole, RATES_EVERY};
 use rtmp_proto::session::Timer;
+use tokio::time::Instant;
 
 impl Conn {
-    /// Publishes role, stream, queue depth and deadlines to [`super::ConnControl`].
-    pub(super) fn observe(&self) {
+    /// Publishes role, stream, queue depth and deadlines to [`super::ConnControl`], and samples
+    /// the throughput once a [`RATES_EVERY`].
+    pub(super) fn observe(&mut self, now: Instant) {
+        if now >= self.rates_due {
+            self.rates_due = now + RATES_EVERY;
+            self.control.sample_rates(now.into_std());
+        }
         let timers = self.session.timers();
         let role = if self.publisher.is_some() {
             ConnRole::Publisher
         } else if self.player.is_some() {
             ConnRole::Player
-        } else if timers.get(Timer::Handshake).is_some() {
+        } else if self.role == "idle" {
+            // Never granted a publish or play: still setting up (bounded by handshake_timeout).
             ConnRole::Handshaking
         } else {
             ConnRole::Idle
