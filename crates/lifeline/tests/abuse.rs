@@ -18,6 +18,7 @@ use testkit::abuse::{
 };
 use testkit::client::RtmpClient;
 use testkit::http::http;
+use testkit::player::cpu_time;
 use testkit::rtmp::{Lifeline, log_field, require_tool};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -388,19 +389,30 @@ fn a_player_that_never_reads_is_closed_and_nobody_else_waits() {
         "NetStream.Play.Reset"
     );
     let played = Instant::now();
+    let cpu_before = cpu_time(server.pid()).unwrap();
     // From now on the client reads nothing.
     let needle = format!("peer=127.0.0.1:{port} ");
     let line = server.wait_line(mark, Duration::from_secs(60), |l| {
         l.contains(" close conn=") && l.contains(&needle)
     });
     let closed_after = played.elapsed();
+    let cpu_pct = (cpu_time(server.pid()).unwrap() - cpu_before).as_secs_f64()
+        / closed_after.as_secs_f64()
+        * 100.0;
     std::thread::sleep(Duration::from_secs(1));
     let rt = live.assert_real_time(t0, "a player that never reads");
     let line = line.expect("the stuck player was never closed");
     println!(
-        "player that never reads: closed after {} ms ({}); live stream: {rt}",
+        "player that never reads: closed after {} ms ({}); server CPU meanwhile {cpu_pct:.1} %; \
+         live stream: {rt}",
         closed_after.as_millis(),
         log_field(&line, "reason").unwrap_or("?")
+    );
+    // A blocked player waits for its socket: it must not spin (one full core would be 100 %;
+    // the live stream beside it costs a few percent).
+    assert!(
+        cpu_pct < 50.0,
+        "server CPU {cpu_pct:.1} % while a player was blocked"
     );
     // Whichever bound comes first once its buffers are full: no write progress for
     // play_stall_timeout, or the kernel's TCP_USER_TIMEOUT on a zero window (10 s).

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use testkit::client::RtmpClient;
-use testkit::player::{Player, WHITE_SRC, vm_rss_kib};
+use testkit::player::{Player, WHITE_SRC, cpu_time, vm_rss_kib};
 use testkit::process::ChildGuard;
 use testkit::rtmp::{
     Lifeline, ffmpeg_publish, ffmpeg_publish_src, log_field, log_time, require_tool,
@@ -471,6 +471,7 @@ fn l8_frozen_reader_is_released_without_memory_growth() {
     let mut rss_max = rss0;
     let mark = rig.server.log_lines();
     let t0 = Instant::now();
+    let cpu0 = cpu_time(pid).unwrap();
     frozen.process().freeze();
     let line = loop {
         rss_max = rss_max.max(vm_rss_kib(pid).unwrap_or(0));
@@ -485,12 +486,20 @@ fn l8_frozen_reader_is_released_without_memory_growth() {
         }
     };
     let after = secs(t0.elapsed());
+    let cpu_pct = (cpu_time(pid).unwrap() - cpu0).as_secs_f64() / after * 100.0;
     let line = line.unwrap_or_else(|| panic!("frozen player never released\n{}", rig.log()));
     measured("L8", after);
     let reason = log_field(&line, "reason").unwrap_or("?").to_owned();
     let growth_mib = (rss_max.saturating_sub(rss0)) as f64 / 1024.0;
     println!(
-        "L8: reason {reason}, server RSS {rss0} kB -> max {rss_max} kB (+{growth_mib:.1} MiB)"
+        "L8: reason {reason}, server RSS {rss0} kB -> max {rss_max} kB (+{growth_mib:.1} MiB), \
+         server CPU meanwhile {cpu_pct:.1} %"
+    );
+    // Its socket blocked, the frozen player's task waits for write readiness: no spinning (a
+    // busy loop would show as ~100 % of a core; the stream and two players cost a few percent).
+    assert!(
+        cpu_pct < 50.0,
+        "server CPU {cpu_pct:.1} % while a player was frozen"
     );
     let gap = other.max_gap(t0, Instant::now());
     // play_stall or user_timeout are the stall bounds; a frozen ffmpeg also stops answering

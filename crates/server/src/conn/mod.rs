@@ -144,9 +144,18 @@ impl Conn {
     async fn drive(&mut self, stream: &TcpStream) -> CloseReason {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
+        // Made once: a fresh cancellation future per turn would lock the token's tree each time.
+        let control = self.control.clone();
+        let cancelled = control.cancelled();
+        tokio::pin!(cancelled);
         loop {
             self.take_session_output();
             let now = Instant::now();
+            if self.write_at.is_some_and(|at| at <= now)
+                && let Err(reason) = self.merge_window_closed(stream)
+            {
+                return reason;
+            }
             self.observe(now);
             if let Some((reason, deadline)) = &self.closing
                 && (self.out.is_empty() || now >= *deadline)
@@ -156,7 +165,8 @@ impl Conn {
             let write_ready = !self.out.is_empty() && self.write_at.is_none_or(|at| at <= now);
             let deadline = [
                 self.session.poll_timeout().map(Instant::from_std),
-                self.write_at.filter(|_| !self.out.is_empty()),
+                // Once passed, the socket's write readiness drives the rest of the batch.
+                self.write_at.filter(|&at| at > now),
                 self.closing.as_ref().map(|(_, d)| *d),
                 self.peer_check_at,
                 self.challenge
@@ -168,7 +178,9 @@ impl Conn {
             .flatten()
             .min()
             .unwrap_or(now + Duration::from_secs(3600));
-            sleep.as_mut().reset(deadline);
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
             // While a merge window is open, fan-out messages wait in the ring: the player wakes
             // once per window, drains them all and writes them in one vectored write.
             let can_take = self.out.len() < OUT_HIGH_WATER
@@ -177,7 +189,7 @@ impl Conn {
 
             tokio::select! {
                 biased;
-                () = self.control.cancelled() => {
+                () = &mut cancelled => {
                     return self.control.requested_reason().unwrap_or(CloseReason::Shutdown);
                 }
                 () = self.control.challenged(), if self.publisher.is_some() => {
@@ -308,8 +320,10 @@ impl Conn {
             self.last_tx = now;
         }
         if self.out.is_empty() {
-            // The next fan-out message opens a new merge window.
-            self.write_at = None;
+            // A player's next window starts now: it wakes once per window, by its timer, and
+            // takes what the ring gathered meanwhile (see `merge_window_closed`).
+            let window = self.shared.config.play.merge_window;
+            self.write_at = (self.player.is_some() && !window.is_zero()).then(|| now + window);
         }
         self.session
             .on_write_state(now.into_std(), !self.out.is_empty(), progressed);

@@ -95,6 +95,34 @@ impl Conn {
         Ok(())
     }
 
+    /// The merge window is over: takes everything the fan-out ring gathered and writes it in
+    /// one go, in this same turn. When nothing came, the window ends and the player waits for
+    /// the next message without any timer (a paused stream costs its players no wake-ups).
+    pub(super) fn merge_window_closed(&mut self, stream: &TcpStream) -> Result<(), CloseReason> {
+        if self.closing.is_none()
+            && self.out.len() < OUT_HIGH_WATER
+            && let Some(ev) = self.try_recv_player()
+        {
+            self.on_stream_event(ev)?;
+        }
+        if self.out.is_empty() {
+            self.write_at = None;
+            return Ok(());
+        }
+        self.write(stream)
+    }
+
+    /// The next fan-out event if one is waiting (a lag counts as one).
+    fn try_recv_player(&mut self) -> Option<Result<StreamEvent, broadcast::error::RecvError>> {
+        match self.player.as_mut()?.rx.try_recv() {
+            Ok(ev) => Some(Ok(ev)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                Some(Err(broadcast::error::RecvError::Lagged(n)))
+            }
+            Err(_) => None,
+        }
+    }
+
     /// Handles one fan-out event, then drains what else is ready while there is room.
     pub(super) fn on_stream_event(
         &mut self,
@@ -111,13 +139,7 @@ impl Conn {
             }
             self.take_session_output();
             if self.out.len() < OUT_HIGH_WATER {
-                next = self.player.as_mut().and_then(|p| match p.rx.try_recv() {
-                    Ok(ev) => Some(Ok(ev)),
-                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                        Some(Err(broadcast::error::RecvError::Lagged(n)))
-                    }
-                    Err(_) => None,
-                });
+                next = self.try_recv_player();
             }
         }
         if let Some(p) = &mut self.player
