@@ -154,6 +154,10 @@ for server in lifeline nginx-rtmp; do
     players=$((players + step))
     load "$server" 1 "$players" || break
   done
+  # A fresh process for the many-streams load, so its RSS is its own (not the high-water mark
+  # of the largest fan-out before it).
+  stop_server
+  if [ "$server" = lifeline ]; then start_lifeline; else start_nginx; fi
   load "$server" 50 2 || true
   # Idle connections on a fresh process, so its RSS baseline is its idle size.
   stop_server
