@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the fault tests (crates/lifeline/tests/liveness_faults.rs, root needed), collects their
+# Runs the fault tests (crates/lifeline/tests/liveness_faults.rs and fast_verdicts.rs, root), collects their
 # `MEASURED <scenario> <seconds>` lines and rewrites the "Measured" column of the tables in
 # docs/liveness.md between <!-- measured:begin --> and <!-- measured:end -->, with the date and
 # the kernel version. A scenario whose test failed is marked as such; one that printed no
@@ -16,7 +16,7 @@ new=$(mktemp)
 trap 'rm -f "$log" "$new"' EXIT
 
 status=0
-cargo test -p lifeline --test liveness_faults -- --nocapture --test-threads=2 2>&1 \
+cargo test -p lifeline --test liveness_faults --test fast_verdicts -- --nocapture --test-threads=2 2>&1 \
     | tee "$log" || status=$?
 
 if ! grep -q '^MEASURED ' "$log"; then
