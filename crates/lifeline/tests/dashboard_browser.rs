@@ -50,8 +50,9 @@ fn ensure_browser() -> Option<(String, String)> {
     }
     let found = find();
     if found.is_none() {
-        eprintln!(
-            "SKIPPED dashboard_in_chromium: chromium / chromium-driver not installed and not root"
+        testkit::skip(
+            "dashboard_in_chromium",
+            "chromium / chromium-driver not installed and not root",
         );
     }
     found

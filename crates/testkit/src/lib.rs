@@ -1,7 +1,7 @@
 //! Shared helpers for Lifeline's tests. Everything a helper starts is undone on drop, also when
 //! the test fails.
 //!
-//! * [`require_root`]: skip (loudly) what needs root;
+//! * [`require_root`], [`require_tool`], [`skip`]: skip loudly (a failure under CI);
 //! * [`ChildGuard`]: a child process killed *by its pid* on drop;
 //! * [`NetNs`]: a throw-away network namespace with a unique name, deleted on drop, in which
 //!   commands, child processes and even threads of the test (for sockets) can run;
@@ -19,27 +19,16 @@ pub mod http;
 pub mod player;
 pub mod process;
 pub mod rtmp;
+pub mod skip;
 
 pub use process::ChildGuard;
+pub use skip::{require_root, require_tool, skip};
 
 use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-
-/// True when running as root. Otherwise prints `SKIPPED <test>: needs root (…)` so a skipped
-/// test is visible in the output instead of silently passing.
-pub fn require_root(test_name: &str) -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    println!(
-        "SKIPPED {test_name}: needs root (network namespaces, nftables, sysctls); CI runs it as root"
-    );
-    eprintln!("SKIPPED {test_name}: needs root");
-    false
-}
 
 /// Runs a command, failing with its stderr when it exits non-zero.
 pub fn run(cmd: &mut Command) -> io::Result<Output> {

@@ -33,17 +33,7 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether `tool` is on the PATH; prints why the test is skipped when it is not.
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIPPED {test}: {tool} is not installed (scripts/test.sh installs it)");
-    }
-    found
-}
+pub use crate::skip::require_tool;
 
 /// A running `lifeline serve`, stopped on drop.
 #[derive(Debug)]
