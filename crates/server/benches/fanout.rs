@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lifeline_server::Config;
-use lifeline_server::conn::ConnControl;
+use lifeline_server::control::ConnControl;
 use lifeline_server::registry::{PublishOutcome, Registry};
 use lifeline_server::stream::StreamEvent;
 use rtmp_proto::session::{Media, MediaKind};

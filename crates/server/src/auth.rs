@@ -4,33 +4,9 @@
 //! so the key travels in the name's query. Keys are compared in constant time, so a guesser
 //! learns nothing from how long a refusal takes.
 
-use crate::config::{ConfigError, invalid};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-
-/// `[auth]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Off by default, like most RTMP servers; when on, nothing is published without its key.
-    pub enabled: bool,
-    /// `[auth.apps.<app>]`: keys per application. An app not listed cannot be published.
-    pub apps: BTreeMap<String, AppKeys>,
-}
-
-/// `[auth.apps.<app>]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct AppKeys {
-    /// Stream name → the key its publisher must present.
-    pub publish: BTreeMap<String, String>,
-    /// The key for names without their own entry; without it such names cannot be published.
-    pub publish_default_key: Option<String>,
-    /// Stream name → the key its players must present. Empty (with no default): open for play.
-    pub play: BTreeMap<String, String>,
-    /// The play key for names without their own entry.
-    pub play_default_key: Option<String>,
-}
+use crate::config::AuthConfig;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
 
 /// What a client asks to do with a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,43 +27,71 @@ impl Action {
     }
 }
 
-impl AuthConfig {
-    /// Refuses empty keys: an empty key would be "anyone who types `?key=`".
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        for keys in self.apps.values() {
-            let all = keys
-                .publish
-                .values()
-                .chain(keys.play.values())
-                .chain(keys.publish_default_key.iter())
-                .chain(keys.play_default_key.iter());
-            for key in all {
-                if key.is_empty() {
-                    return Err(invalid(
-                        "auth.apps",
-                        "keys must not be empty (leave the entry out instead)",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
+/// Why a publish or play was not authorised: for our log, never for the peer (which is only
+/// told "Not authorised.") and never naming the expected key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denial {
+    /// `[auth]` is on and the app has no keys at all.
+    #[error("stream key: no [auth.apps.{app}] keys")]
+    NoAppKeys {
+        /// The application.
+        app: String,
+    },
+    /// Neither the name nor the app's default has a key for this action.
+    #[error("stream key: no {action} key for {app}/{name}", action = .action.label())]
+    NoKeyFor {
+        /// Publish or play.
+        action: Action,
+        /// The application.
+        app: String,
+        /// The stream name.
+        name: String,
+    },
+    /// The query carries no `key=`.
+    #[error("stream key: no key given")]
+    NoKeyGiven,
+    /// The key given is not the one configured.
+    #[error("stream key: wrong key")]
+    WrongKey,
+    /// The decision hook answered with a status other than 2xx.
+    #[error("hook answered {0}")]
+    HookStatus(http::StatusCode),
+    /// The decision hook could not be reached or broke the protocol.
+    #[error("hook failed: {0}")]
+    HookFailed(String),
+    /// The decision hook did not answer within `[hooks] timeout`.
+    #[error("hook did not answer within {0:?}")]
+    HookTimeout(Duration),
+    /// `[hooks] max_in_flight` decisions are already waiting.
+    #[error("too many hook calls in flight (hooks.max_in_flight)")]
+    HookBusy,
+}
 
-    /// Whether `action` on `app/name` is allowed with the query `query` (`key=…&…`). `Err`
-    /// says why not, for the log (never the expected key).
-    pub fn check(&self, action: Action, app: &str, name: &str, query: &str) -> Result<(), String> {
+impl AuthConfig {
+    /// Whether `action` on `app/name` is allowed with the query `query` (`key=…&…`).
+    pub fn check(&self, action: Action, app: &str, name: &str, query: &str) -> Result<(), Denial> {
         if !self.enabled {
             return Ok(());
         }
         let keys = self.apps.get(app);
+        let no_key = || Denial::NoKeyFor {
+            action,
+            app: app.to_owned(),
+            name: name.to_owned(),
+        };
         let expected = match (action, keys) {
-            (Action::Publish, None) => return Err(format!("no [auth.apps.{app}] keys")),
+            (Action::Publish, None) => {
+                return Err(Denial::NoAppKeys {
+                    app: app.to_owned(),
+                });
+            }
             (Action::Play, None) => return Ok(()),
             (Action::Publish, Some(k)) => k
                 .publish
                 .get(name)
                 .or(k.publish_default_key.as_ref())
-                .ok_or_else(|| format!("no publish key for {app}/{name}"))?,
+                .ok_or_else(no_key)?,
             (Action::Play, Some(k)) => {
                 if k.play.is_empty() && k.play_default_key.is_none() {
                     return Ok(());
@@ -95,26 +99,17 @@ impl AuthConfig {
                 k.play
                     .get(name)
                     .or(k.play_default_key.as_ref())
-                    .ok_or_else(|| format!("no play key for {app}/{name}"))?
+                    .ok_or_else(no_key)?
             }
         };
         match query_param(query, "key") {
-            None => Err("no key given".into()),
-            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-            Some(_) => Err("wrong key".into()),
+            None => Err(Denial::NoKeyGiven),
+            // Constant time, so a guesser learns nothing from how long a refusal takes (only
+            // the configured key's length can leak, which is not secret enough to matter).
+            Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
+            Some(_) => Err(Denial::WrongKey),
         }
     }
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a guess was right.
-/// Only the length of the configured key can leak, which is not secret enough to matter.
-pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = given.len() ^ expected.len();
-    for (i, e) in expected.iter().enumerate() {
-        let g = given.get(i).copied().unwrap_or(0);
-        diff |= usize::from(g ^ e);
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// The decoded `(name, value)` pairs of a query string (`a=1&b=x%20y`); a pair without `=`
@@ -243,7 +238,7 @@ mod tests {
         let conn = |id| {
             let peer = "127.0.0.1:1".parse().unwrap();
             let cancel = tokio_util::sync::CancellationToken::new();
-            Arc::new(crate::conn::ConnControl::new(id, peer, cancel))
+            Arc::new(crate::control::ConnControl::new(id, peer, cancel))
         };
         let (a, b, c) = (conn(1), conn(2), conn(3));
         let now = std::time::Instant::now();
@@ -265,8 +260,5 @@ mod tests {
         assert_eq!(query_param("key=%zz", "key").as_deref(), Some("%zz"));
         assert_eq!(query_param("flag&key=", "key").as_deref(), Some(""));
         assert_eq!(query_param("a=1", "key"), None);
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abd", b"abc"));
-        assert!(!constant_time_eq(b"", b"abc"));
     }
 }

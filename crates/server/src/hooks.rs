@@ -9,13 +9,12 @@
 //! block a connection's event loop: the connection awaits its decision inside its own select
 //! loop, still serving its socket and its deadlines.
 
-use crate::auth::Action;
-use crate::config::{ConfigError, invalid};
+use crate::auth::{Action, Denial};
+use crate::config::{HooksConfig, parse_url};
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,87 +24,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 
-/// `[hooks]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HooksConfig {
-    /// Asked before every publish; a 2xx answer allows it.
-    pub on_publish: Option<String>,
-    /// Asked before every play; a 2xx answer allows it.
-    pub on_play: Option<String>,
-    /// Told when a publisher ends, with the reason.
-    pub on_publish_done: Option<String>,
-    /// Told when a player ends, with the reason.
-    pub on_play_done: Option<String>,
-    /// Told when any connection closes, with the reason.
-    pub on_close: Option<String>,
-    /// Hard deadline of each call (connect + request + response).
-    #[serde(deserialize_with = "crate::config::duration")]
-    pub timeout: Duration,
-    /// Decisions in flight at once; one more is denied instead of waiting.
-    pub max_in_flight: usize,
-    /// Notifications waiting to be sent; more are dropped.
-    pub queue: usize,
-}
-
-impl Default for HooksConfig {
-    fn default() -> Self {
-        Self {
-            on_publish: None,
-            on_play: None,
-            on_publish_done: None,
-            on_play_done: None,
-            on_close: None,
-            timeout: Duration::from_secs(3),
-            max_in_flight: 64,
-            queue: 1024,
-        }
-    }
-}
-
-impl HooksConfig {
-    /// URLs must be plain `http://host[:port]/path` (no TLS client is built in), and the
-    /// bounds must leave room for at least one call.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, url) in [
-            ("hooks.on_publish", &self.on_publish),
-            ("hooks.on_play", &self.on_play),
-            ("hooks.on_publish_done", &self.on_publish_done),
-            ("hooks.on_play_done", &self.on_play_done),
-            ("hooks.on_close", &self.on_close),
-        ] {
-            if let Some(url) = url {
-                parse_url(url).map_err(|why| invalid(key, why))?;
-            }
-        }
-        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.timeout) {
-            return Err(invalid("hooks.timeout", "must be 100ms..=60s"));
-        }
-        if self.max_in_flight == 0 {
-            return Err(invalid("hooks.max_in_flight", "must be at least 1"));
-        }
-        if self.queue == 0 {
-            return Err(invalid("hooks.queue", "must be at least 1"));
-        }
-        Ok(())
-    }
-}
-
-fn parse_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("{url:?}: only http:// URLs are supported"));
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(uri)
-}
-
 /// A pending publish/play decision: `Ok` allows, `Err` says why not (for the log).
-pub type HookCall = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type HookCall = Pin<Box<dyn Future<Output = Result<(), Denial>> + Send>>;
 
 /// Who asks for what, as the decision hooks are told.
 #[derive(Debug, Clone)]
@@ -249,8 +169,7 @@ impl Hooks {
             Action::Play => self.on_play.clone(),
         }?;
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            let why = "too many hook calls in flight (hooks.max_in_flight)".to_owned();
-            return Some(Box::pin(std::future::ready(Err(why))));
+            return Some(Box::pin(std::future::ready(Err(Denial::HookBusy))));
         };
         let args: serde_json::Map<String, serde_json::Value> = crate::auth::query_pairs(req.query)
             .into_iter()
@@ -272,9 +191,9 @@ impl Hooks {
             drop(permit);
             match answer {
                 Ok(Ok(status)) if status.is_success() => Ok(()),
-                Ok(Ok(status)) => Err(format!("hook answered {status}")),
-                Ok(Err(e)) => Err(format!("hook failed: {e}")),
-                Err(_) => Err(format!("hook did not answer within {timeout:?}")),
+                Ok(Ok(status)) => Err(Denial::HookStatus(status)),
+                Ok(Err(e)) => Err(Denial::HookFailed(e)),
+                Err(_) => Err(Denial::HookTimeout(timeout)),
             }
         }))
     }

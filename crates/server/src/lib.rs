@@ -1,18 +1,31 @@
 //! The Lifeline RTMP live server: accept loop, one task per connection driving the sans-IO
-//! session from `rtmp-proto`, a registry with one publisher per stream name, and a zero-copy
-//! fan-out to players.
+//! session from `rtmp-proto` through a sans-IO connection core, a registry with one publisher
+//! per stream name, and a zero-copy fan-out to viewers.
+//!
+//! Modules form a one-way graph (checked by `scripts/module-cycles.py`): `util`, `deadlines`,
+//! `config` and `control` are leaves; `stream` and `takeover` build on them, `registry` on
+//! those, `fanout` and `conn` on the registry, and `server` and `admin` on everything.
 
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod control;
+mod deadlines;
+pub mod evidence;
+mod fanout;
 pub mod hooks;
 pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod shared;
 pub mod stream;
+pub mod takeover;
+mod timers;
+mod util;
 
 pub use config::Config;
 pub use server::Server;
+pub use shared::Shared;

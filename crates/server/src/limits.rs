@@ -8,34 +8,76 @@
 
 use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
+use crate::util::lock;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// At most one refusal log line per reason this often.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
-/// Why a connection was refused at accept; the label is the `[limits]` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcceptRefusal {
+/// A bound that refused a peer. Most are `[limits]` keys; a few are other settings or fixed
+/// bounds of the protocol, named for what they are rather than passed off as `[limits]` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitKey {
     /// `limits.max_connections` connections are open.
     MaxConnections,
     /// `limits.max_connections_per_ip` connections from this address are open.
     MaxConnectionsPerIp,
     /// The `limits.max_handshakes_per_second` bucket is empty.
     MaxHandshakesPerSecond,
+    /// `limits.max_streams` streams exist.
+    MaxStreams,
+    /// `limits.max_players_per_stream` players watch the stream.
+    MaxPlayersPerStream,
+    /// A peer used more than `limits.max_chunk_streams` chunk streams.
+    MaxChunkStreams,
+    /// A peer announced a message over `rtmp.max_message_size`.
+    MaxMessageSize,
+    /// A peer made the chunk reader hold more than its fixed bound of partial messages.
+    MaxBuffered,
+    /// A peer asked for more message streams than one connection may hold (a fixed bound).
+    MaxStreamsPerConnection,
 }
 
-impl AcceptRefusal {
-    /// The `[limits]` key that refused, also the metrics `reason` label.
+impl LimitKey {
+    /// A stable label: the `reason` of `lifeline_refusals_total`.
     pub fn label(self) -> &'static str {
         match self {
             Self::MaxConnections => "max_connections",
             Self::MaxConnectionsPerIp => "max_connections_per_ip",
             Self::MaxHandshakesPerSecond => "max_handshakes_per_second",
+            Self::MaxStreams => "max_streams",
+            Self::MaxPlayersPerStream => "max_players_per_stream",
+            Self::MaxChunkStreams => "max_chunk_streams",
+            Self::MaxMessageSize => "max_message_size",
+            Self::MaxBuffered => "max_buffered",
+            Self::MaxStreamsPerConnection => "max_streams_per_connection",
         }
+    }
+
+    /// Where the bound is set, for the log: the configuration key, or that it is fixed.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Self::MaxConnections => "limits.max_connections",
+            Self::MaxConnectionsPerIp => "limits.max_connections_per_ip",
+            Self::MaxHandshakesPerSecond => "limits.max_handshakes_per_second",
+            Self::MaxStreams => "limits.max_streams",
+            Self::MaxPlayersPerStream => "limits.max_players_per_stream",
+            Self::MaxChunkStreams => "limits.max_chunk_streams",
+            Self::MaxMessageSize => "rtmp.max_message_size",
+            Self::MaxBuffered => "the chunk reader's fixed buffer bound",
+            Self::MaxStreamsPerConnection => "the fixed bound of message streams per connection",
+        }
+    }
+}
+
+impl std::fmt::Display for LimitKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.setting())
     }
 }
 
@@ -127,27 +169,27 @@ impl AcceptLimits {
 
     /// Admits a new connection from `peer`, or says (and logs and counts) why not. Cheap
     /// checks first; a refused connection takes no handshake token.
-    pub fn admit(&self, peer: SocketAddr, now: Instant) -> Result<Admission, AcceptRefusal> {
+    pub fn admit(&self, peer: SocketAddr, now: Instant) -> Result<Admission, LimitKey> {
         let result = self.check(peer.ip(), now);
         if let Err(refusal) = result {
-            self.log.refused(refusal.label(), &peer.to_string(), now);
+            self.log.refused(refusal, &peer.to_string(), now);
         }
         result
     }
 
-    fn check(&self, ip: IpAddr, now: Instant) -> Result<Admission, AcceptRefusal> {
+    fn check(&self, ip: IpAddr, now: Instant) -> Result<Admission, LimitKey> {
         let slot = self
             .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| AcceptRefusal::MaxConnections)?;
+            .map_err(|_| LimitKey::MaxConnections)?;
         let mut map = lock(&self.per_ip);
         let count = map.get(&ip).copied().unwrap_or(0);
         if count >= self.per_ip_max {
-            return Err(AcceptRefusal::MaxConnectionsPerIp);
+            return Err(LimitKey::MaxConnectionsPerIp);
         }
         if !lock(&self.bucket).take(now) {
-            return Err(AcceptRefusal::MaxHandshakesPerSecond);
+            return Err(LimitKey::MaxHandshakesPerSecond);
         }
         map.insert(ip, count + 1);
         drop(map);
@@ -179,7 +221,7 @@ struct ReasonLog {
 #[derive(Debug)]
 pub struct RefusalLog {
     metrics: Arc<Metrics>,
-    reasons: Mutex<HashMap<&'static str, ReasonLog>>,
+    reasons: Mutex<HashMap<LimitKey, ReasonLog>>,
 }
 
 impl RefusalLog {
@@ -191,9 +233,9 @@ impl RefusalLog {
         }
     }
 
-    /// Records a refusal by the limit `reason` (a `[limits]` key) of `who` (a peer, a stream).
-    pub fn refused(&self, reason: &'static str, who: &str, now: Instant) {
-        self.metrics.record_refusal(reason);
+    /// Records a refusal by the bound `reason` of `who` (a peer, a stream).
+    pub fn refused(&self, reason: LimitKey, who: &str, now: Instant) {
+        self.metrics.record_refusal(reason.label());
         let mut reasons = lock(&self.reasons);
         let r = reasons.entry(reason).or_default();
         r.unlogged += 1;
@@ -203,16 +245,16 @@ impl RefusalLog {
         }
         if r.last_line.is_none() || r.unlogged == 1 {
             tracing::info!(
-                limit = reason,
+                limit = reason.label(),
                 peer = who,
-                "refused: limits.{reason} reached"
+                "refused: {reason} reached"
             );
         } else {
             tracing::info!(
-                limit = reason,
+                limit = reason.label(),
                 count = r.unlogged,
                 last = who,
-                "refused {} times since the last line: limits.{reason} reached",
+                "refused {} times since the last line: {reason} reached",
                 r.unlogged
             );
         }
@@ -227,10 +269,10 @@ impl RefusalLog {
         for (reason, r) in reasons.iter_mut() {
             if r.unlogged > 0 && r.last_line.is_none_or(|at| now >= at + LOG_EVERY) {
                 tracing::info!(
-                    limit = *reason,
+                    limit = reason.label(),
                     count = r.unlogged,
                     last = %r.last_who,
-                    "refused {} times since the last line: limits.{reason} reached",
+                    "refused {} times since the last line: {reason} reached",
                     r.unlogged
                 );
                 r.last_line = Some(now);
@@ -238,10 +280,6 @@ impl RefusalLog {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -271,7 +309,7 @@ mod tests {
         let _b = l.admit(peer(1, 2), now).unwrap();
         assert_eq!(
             l.admit(peer(1, 3), now).unwrap_err(),
-            AcceptRefusal::MaxConnectionsPerIp
+            LimitKey::MaxConnectionsPerIp
         );
         let _c = l.admit(peer(2, 1), now).unwrap();
         drop(a);
@@ -289,7 +327,7 @@ mod tests {
         let _b = l.admit(peer(2, 1), now).unwrap();
         assert_eq!(
             l.admit(peer(3, 1), now).unwrap_err(),
-            AcceptRefusal::MaxHandshakesPerSecond
+            LimitKey::MaxHandshakesPerSecond
         );
         // A tenth of a second later one token is back.
         let later = now + Duration::from_millis(100);
@@ -297,7 +335,7 @@ mod tests {
         let much_later = now + Duration::from_secs(10);
         assert_eq!(
             l.admit(peer(4, 1), much_later).unwrap_err(),
-            AcceptRefusal::MaxConnections
+            LimitKey::MaxConnections
         );
         drop(a);
         assert!(l.admit(peer(4, 1), much_later).is_ok());
@@ -309,11 +347,11 @@ mod tests {
         let log = RefusalLog::new(metrics.clone());
         let now = Instant::now();
         for i in 0..1000 {
-            log.refused("max_streams", "x", now + Duration::from_millis(i));
+            log.refused(LimitKey::MaxStreams, "x", now + Duration::from_millis(i));
         }
         assert_eq!(metrics.refusals("max_streams"), 1000);
         let r = lock(&log.reasons);
         // Logged at 0 ms and at 1000 ms would be next; 999 are waiting for the summary.
-        assert_eq!(r["max_streams"].unlogged, 999);
+        assert_eq!(r[&LimitKey::MaxStreams].unlogged, 999);
     }
 }

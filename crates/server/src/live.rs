@@ -2,12 +2,14 @@
 //! kicks. A connection is in the table from accept until its task ends (an RAII guard), so the
 //! table never shows a connection that is gone nor misses one that is open.
 
-use crate::conn::{ConnControl, ConnRole};
+use crate::control::{ConnControl, ConnRole};
+use crate::metrics::ConnSample;
+use crate::util::{lock, millis};
 use rtmp_proto::session::CloseReason;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Close events kept for the dashboard (oldest dropped first).
@@ -80,6 +82,18 @@ impl LiveTable {
         lock(&self.conns).values().cloned().collect()
     }
 
+    /// What a metrics scrape needs of every live connection.
+    pub fn samples(&self) -> Vec<ConnSample> {
+        lock(&self.conns)
+            .values()
+            .map(|c| ConnSample {
+                role: c.observed().role,
+                bytes_in: c.bytes_in.load(Ordering::Relaxed),
+                bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
     /// Number of live connections.
     pub fn len(&self) -> usize {
         lock(&self.conns).len()
@@ -122,13 +136,4 @@ impl LiveTable {
             .cloned()
             .collect()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Milliseconds, saturating.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,9 +1,9 @@
 //! Prometheus metrics. Counters are bumped where things happen (a close, a takeover, a drop);
-//! gauges and byte totals are taken from the live table when scraped, so the connection hot
-//! path pays nothing for them.
+//! gauges and byte totals are taken from the live connections when scraped, so the connection
+//! hot path pays nothing for them.
 
-use crate::conn::ConnRole;
-use crate::live::LiveTable;
+use crate::control::ConnRole;
+use crate::util::lock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +30,17 @@ pub struct RoleLabels {
 }
 
 type HistogramFamily = Family<ReasonLabels, Histogram, fn() -> Histogram>;
+
+/// What a scrape needs of one live connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnSample {
+    /// Its current role.
+    pub role: ConnRole,
+    /// Bytes received so far.
+    pub bytes_in: u64,
+    /// Bytes sent so far.
+    pub bytes_out: u64,
+}
 
 /// Everything exported on `/metrics`.
 #[derive(Debug)]
@@ -176,24 +187,25 @@ impl Metrics {
         self.closes.get_or_create(&ReasonLabels { reason }).get()
     }
 
-    /// The Prometheus text exposition, with gauges refreshed from `live` and `streams`.
-    pub fn render(&self, live: &LiveTable, streams: usize) -> String {
-        let _scrape = self
-            .scrape
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// The Prometheus text exposition, with gauges refreshed from the live connections and
+    /// the number of `streams`.
+    pub fn render(&self, conns: impl IntoIterator<Item = ConnSample>, streams: usize) -> String {
+        let _scrape = lock(&self.scrape);
         let mut by_role = [0i64; ConnRole::ALL.len()];
         let (mut bytes_in, mut bytes_out) = (
             self.closed_bytes_in.load(Ordering::Relaxed),
             self.closed_bytes_out.load(Ordering::Relaxed),
         );
-        for c in live.all() {
-            let role = c.observed().role;
-            if let Some(i) = ConnRole::ALL.iter().position(|r| *r == role) {
-                by_role[i] += 1;
+        for c in conns {
+            if let Some(n) = ConnRole::ALL
+                .iter()
+                .position(|r| *r == c.role)
+                .and_then(|i| by_role.get_mut(i))
+            {
+                *n += 1;
             }
-            bytes_in += c.bytes_in.load(Ordering::Relaxed);
-            bytes_out += c.bytes_out.load(Ordering::Relaxed);
+            bytes_in += c.bytes_in;
+            bytes_out += c.bytes_out;
         }
         for (role, n) in ConnRole::ALL.iter().zip(by_role) {
             self.connections

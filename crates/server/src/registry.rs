@@ -3,16 +3,19 @@
 //! Publisher and player slots are held by RAII guards, so every way a connection can end
 //! (error, timeout, kick, panic) releases what it held.
 
-use crate::config::{Config, OnDuplicate};
-use crate::conn::ConnControl;
-use crate::limits::RefusalLog;
-use crate::stream::{PublisherSlot, Stream, StreamState, Subscription};
+use crate::config::Config;
+use crate::control::ConnControl;
+use crate::limits::{LimitKey, RefusalLog};
+use crate::metrics::Metrics;
+use crate::stream::{
+    Challenge, ChallengeEvidence, PublisherSlot, Stream, StreamState, Subscription,
+};
+use crate::takeover::{self, Busy, ChallengeOutcome, Decision, Incumbent};
+use crate::util::{lock, millis};
 use rtmp_proto::session::{CloseReason, Media};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use std::time::Instant;
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +29,7 @@ pub enum PublishRefusal {
         /// How long the incumbent had been silent.
         silent_ms: u64,
         /// Which rule refused.
-        why: &'static str,
+        why: Busy,
     },
     /// A `[limits]` bound.
     #[error("{0}")]
@@ -35,10 +38,10 @@ pub enum PublishRefusal {
 
 /// A `[limits]` bound that refused a publish or a play.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("limits.{key} reached ({limit})")]
+#[error("{key} reached ({limit})")]
 pub struct LimitRefusal {
-    /// The `[limits]` key, also the `reason` of `lifeline_refusals_total`.
-    pub key: &'static str,
+    /// The bound; its label is the `reason` of `lifeline_refusals_total`.
+    pub key: LimitKey,
     /// Its configured value.
     pub limit: usize,
 }
@@ -54,25 +57,6 @@ pub enum PublishOutcome {
     Challenged(ChallengeTicket),
 }
 
-/// Kernel evidence, found by the incumbent's own connection, that the incumbent's host is gone:
-/// the newcomer need not wait out the whole challenge.
-#[derive(Debug, Default)]
-pub struct ChallengeEvidence {
-    dead: AtomicBool,
-    notify: Notify,
-}
-
-impl ChallengeEvidence {
-    fn set_dead(&self) {
-        self.dead.store(true, Ordering::Relaxed);
-        self.notify.notify_one();
-    }
-
-    fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Relaxed)
-    }
-}
-
 /// A newcomer's claim while the incumbent is challenged.
 #[derive(Debug)]
 pub struct ChallengeTicket {
@@ -86,24 +70,15 @@ pub struct ChallengeTicket {
 impl ChallengeTicket {
     /// Resolves when the incumbent's connection found kernel evidence of its death.
     pub async fn dead_evidence(&self) {
-        self.evidence.notify.notified().await;
+        self.evidence.notified().await;
     }
-}
-
-/// The one challenge a stream may have at a time.
-#[derive(Debug, Clone)]
-pub(crate) struct Challenge {
-    pub(crate) challenger: u64,
-    pub(crate) evidence: Arc<ChallengeEvidence>,
-    /// After this the challenge is abandoned (its newcomer left without resolving it).
-    pub(crate) deadline: Instant,
 }
 
 /// All live streams.
 #[derive(Debug)]
 pub struct Registry {
     config: Arc<Config>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<Metrics>,
     refusals: Arc<RefusalLog>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
 }
@@ -119,7 +94,7 @@ impl Registry {
     }
 
     /// An empty registry that counts takeovers in `metrics`.
-    pub fn with_metrics(config: Arc<Config>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
         Self {
             config,
             refusals: Arc::new(RefusalLog::new(metrics.clone())),
@@ -139,9 +114,7 @@ impl Registry {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
-        self.streams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.streams)
     }
 
     fn entry(&self, map: &mut HashMap<String, Arc<Stream>>, key: &str) -> Arc<Stream> {
@@ -163,7 +136,7 @@ impl Registry {
         if map.len() >= max && !map.contains_key(key) {
             drop(map);
             let limit = LimitRefusal {
-                key: "max_streams",
+                key: LimitKey::MaxStreams,
                 limit: max,
             };
             return Err(self.refuse(limit, key));
@@ -221,61 +194,51 @@ impl Registry {
     ) -> PublishOutcome {
         let key = stream_key(app, name);
         let outcome = self.with_stream(&key, |stream, state| {
-            if let Some(incumbent) = &state.publisher {
-                let silent = now.saturating_duration_since(incumbent.control.last_rx());
-                let busy = |why: &'static str| {
-                    PublishOutcome::Refused(PublishRefusal::Busy {
-                        key: key.clone(),
-                        silent_ms: millis(silent),
-                        why,
+            let Some(incumbent) = state.publisher.clone() else {
+                return PublishOutcome::Granted(self.grant(stream, state, control));
+            };
+            let silent = now.saturating_duration_since(incumbent.control.last_rx());
+            let facts = Incumbent {
+                silent,
+                srtt: incumbent.control.srtt(),
+                challenged: state.challenge.as_ref().is_some_and(|c| c.deadline > now),
+            };
+            match takeover::decide(&facts, &self.config.publish, authorised) {
+                Decision::Refuse(why) => PublishOutcome::Refused(PublishRefusal::Busy {
+                    key: key.clone(),
+                    silent_ms: millis(silent),
+                    why,
+                }),
+                Decision::Challenge { wait } => {
+                    let deadline = now + wait;
+                    let evidence = Arc::new(ChallengeEvidence::default());
+                    state.challenge = Some(Challenge {
+                        challenger: control.id,
+                        evidence: evidence.clone(),
+                        deadline,
+                    });
+                    incumbent.control.challenge();
+                    tracing::info!(
+                        stream = %key, incumbent = incumbent.control.id, newcomer = control.id,
+                        silent_ms = millis(silent), wait_ms = millis(wait), "challenging the publisher"
+                    );
+                    PublishOutcome::Challenged(ChallengeTicket {
+                        stream: stream.clone(),
+                        started: now,
+                        evidence,
+                        deadline,
                     })
-                };
-                if !authorised {
-                    return busy("the newcomer is not authorised for this name");
                 }
-                match self.config.publish.on_duplicate {
-                    OnDuplicate::Reject => return busy("on_duplicate is reject"),
-                    OnDuplicate::Takeover => {}
-                    OnDuplicate::TakeoverStale if silent >= self.config.publish.stale_after => {}
-                    OnDuplicate::TakeoverStale
-                        if state.challenge.as_ref().is_some_and(|c| c.deadline > now) =>
-                    {
-                        return busy("another newcomer is already challenging it");
-                    }
-                    OnDuplicate::TakeoverStale => {
-                        let wait = self
-                            .config
-                            .publish
-                            .challenge_timeout
-                            .max(incumbent.control.srtt() * 3);
-                        let deadline = now + wait;
-                        let evidence = Arc::new(ChallengeEvidence::default());
-                        state.challenge = Some(Challenge {
-                            challenger: control.id,
-                            evidence: evidence.clone(),
-                            deadline,
-                        });
-                        incumbent.control.challenge();
-                        tracing::info!(
-                            stream = %key, incumbent = incumbent.control.id, newcomer = control.id,
-                            silent_ms = millis(silent), wait_ms = millis(wait), "challenging the publisher"
-                        );
-                        return PublishOutcome::Challenged(ChallengeTicket {
-                            stream: stream.clone(),
-                            started: now,
-                            evidence,
-                            deadline,
-                        });
-                    }
+                Decision::TakeOver => {
+                    tracing::info!(
+                        stream = %key, old = incumbent.control.id, new = control.id,
+                        silent_ms = millis(silent), "publisher taken over"
+                    );
+                    incumbent.control.close(CloseReason::TakenOver);
+                    self.metrics.record_takeover();
+                    PublishOutcome::Granted(self.grant(stream, state, control))
                 }
-                tracing::info!(
-                    stream = %key, old = incumbent.control.id, new = control.id,
-                    silent_ms = millis(silent), "publisher taken over"
-                );
-                incumbent.control.close(CloseReason::TakenOver);
-                self.metrics.record_takeover();
             }
-            PublishOutcome::Granted(self.grant(stream, state, control))
         });
         outcome.unwrap_or_else(|limit| PublishOutcome::Refused(PublishRefusal::Limit(limit)))
     }
@@ -335,7 +298,12 @@ impl Registry {
         if let Some(incumbent) = state.publisher.clone() {
             let last_rx = incumbent.control.last_rx();
             let silent = now.saturating_duration_since(last_rx);
-            if !ours || (last_rx > started && !evidence.is_dead()) {
+            let outcome = ChallengeOutcome {
+                current: ours,
+                answered: last_rx > started,
+                host_gone: evidence.is_dead(),
+            };
+            if let Err(why) = takeover::settle(outcome) {
                 tracing::info!(
                     stream = %stream.key, incumbent = incumbent.control.id, newcomer = control.id,
                     "challenge answered: incumbent alive, newcomer refused"
@@ -343,7 +311,7 @@ impl Registry {
                 return Err(PublishRefusal::Busy {
                     key: stream.key.clone(),
                     silent_ms: millis(silent),
-                    why: "the publisher answered the challenge",
+                    why,
                 });
             }
             tracing::info!(
@@ -382,7 +350,7 @@ impl Registry {
         })?;
         attached.ok_or_else(|| {
             let limit = LimitRefusal {
-                key: "max_players_per_stream",
+                key: LimitKey::MaxPlayersPerStream,
                 limit: max,
             };
             self.refuse(limit, &key)
@@ -431,10 +399,6 @@ impl Registry {
         self.release_if_unused(&stream);
         true
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Holds a stream name for a publisher; dropping it frees the name (if still ours).

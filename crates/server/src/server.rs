@@ -1,12 +1,11 @@
 //! The accept loop: socket options on every connection, a connection cap, graceful shutdown.
 
 use crate::config::Config;
-use crate::conn::{self, ConnControl, Shared};
+use crate::conn;
+use crate::control::ConnControl;
 use crate::limits::AcceptLimits;
-use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::shared::Shared;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,19 +30,9 @@ impl Server {
     /// Binds the RTMP listener of `config`.
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let listener = listen(config.rtmp.listen)?;
-        let config = Arc::new(config);
-        let metrics = Arc::new(Metrics::new());
-        let registry = Arc::new(Registry::with_metrics(config.clone(), metrics.clone()));
-        let hooks = crate::hooks::Hooks::new(&config.hooks);
         Ok(Self {
             listener,
-            shared: Arc::new(Shared {
-                config,
-                registry,
-                live: Arc::default(),
-                metrics,
-                hooks,
-            }),
+            shared: Shared::new(Arc::new(config)),
             shutdown: CancellationToken::new(),
         })
     }
@@ -99,12 +88,12 @@ impl Server {
             }
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let control = Arc::new(ConnControl::new(id, peer, self.shutdown.child_token()));
-            control.attach_fd(stream.as_raw_fd());
+            let socket = control.lend(stream);
             let live = self.shared.live.insert(control.clone());
             let shared = self.shared.clone();
             tracing::debug!(conn = id, %peer, "accept");
             tracker.spawn(async move {
-                let reason = conn::run(stream, control.clone(), shared.clone()).await;
+                let reason = conn::run(socket, control.clone(), shared.clone()).await;
                 // Leave the table first: a scrape in between then undercounts bytes for an
                 // instant instead of counting them twice.
                 drop(live);

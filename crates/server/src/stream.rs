@@ -6,13 +6,17 @@
 //! publisher never waits for anyone, and a player that falls a whole ring behind learns it
 //! (`Lagged`) and skips to the next keyframe instead of growing a queue.
 
-use crate::conn::ConnControl;
+use crate::config::Config;
+use crate::control::ConnControl;
+use crate::util::lock;
 use bytes::{Bytes, BytesMut};
 use rtmp_proto::chunk::{ChunkWriter, MessageHeader};
 use rtmp_proto::flv;
 use rtmp_proto::session::{Media, MediaKind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::broadcast;
+use std::time::Instant;
+use tokio::sync::{Notify, broadcast};
 
 /// The message stream id players receive media on (the first `createStream` answer).
 pub const PLAY_STREAM_ID: u32 = 1;
@@ -47,6 +51,41 @@ pub enum StreamEvent {
 #[derive(Debug, Clone)]
 pub(crate) struct PublisherSlot {
     pub(crate) control: Arc<ConnControl>,
+}
+
+/// The one challenge a stream may have at a time: a newcomer waits for its incumbent to show a
+/// sign of life (see [`crate::takeover`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Challenge {
+    /// The newcomer's connection id.
+    pub(crate) challenger: u64,
+    pub(crate) evidence: Arc<ChallengeEvidence>,
+    /// After this the challenge is abandoned (its newcomer left without resolving it).
+    pub(crate) deadline: Instant,
+}
+
+/// Kernel evidence, found by the incumbent's own connection, that the incumbent's host is gone:
+/// the newcomer need not wait out the whole challenge.
+#[derive(Debug, Default)]
+pub struct ChallengeEvidence {
+    dead: AtomicBool,
+    notify: Notify,
+}
+
+impl ChallengeEvidence {
+    pub(crate) fn set_dead(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once [`Self::set_dead`] was called.
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await;
+    }
 }
 
 /// What a new player needs before live frames: metadata, sequence headers, the current GOP.
@@ -138,7 +177,7 @@ pub struct StreamSnapshot {
     /// The publisher's connection, if one is live.
     pub publisher: Option<Arc<ConnControl>>,
     /// When the current publisher started.
-    pub publishing_since: Option<std::time::Instant>,
+    pub publishing_since: Option<Instant>,
     /// What is known of the current publisher's media.
     pub media: MediaInfo,
     /// Players attached.
@@ -152,11 +191,11 @@ pub struct StreamSnapshot {
 #[derive(Debug)]
 pub(crate) struct StreamState {
     /// When the current publisher started, and what its media is.
-    publishing_since: Option<std::time::Instant>,
+    publishing_since: Option<Instant>,
     media: MediaInfo,
     pub(crate) publisher: Option<PublisherSlot>,
     /// A newcomer challenging the publisher, if any (one at a time).
-    pub(crate) challenge: Option<crate::registry::Challenge>,
+    pub(crate) challenge: Option<Challenge>,
     pub(crate) players: usize,
     cache: GopCache,
     /// Added to the publisher's timestamps so players see time move forward across publishers.
@@ -189,7 +228,7 @@ pub struct Subscription {
 }
 
 impl Stream {
-    pub(crate) fn new(key: String, config: &crate::config::Config) -> Self {
+    pub(crate) fn new(key: String, config: &Config) -> Self {
         let mut writer = ChunkWriter::default();
         writer.set_chunk_size(config.rtmp.chunk_size);
         let (tx, _) = broadcast::channel(config.play.queue_messages);
@@ -214,16 +253,13 @@ impl Stream {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, StreamState> {
-        // A poisoned lock means a panic elsewhere while holding it; the state is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Starts a new publisher's era: fresh cache, rebased timestamps, players notified.
     pub(crate) fn begin_publisher(&self, state: &mut StreamState, slot: PublisherSlot) {
         state.publisher = Some(slot);
-        state.publishing_since = Some(std::time::Instant::now());
+        state.publishing_since = Some(Instant::now());
         state.media = MediaInfo::default();
         state.cache = GopCache::default();
         state.rebase_pending = true;

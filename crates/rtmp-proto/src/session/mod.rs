@@ -436,13 +436,10 @@ impl ServerSession {
     /// connection; a due ping is simply sent.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<CloseReason> {
         while let Some(timer) = self.timers.pop_expired(now) {
-            match timer {
-                Timer::Handshake => return Some(CloseReason::HandshakeTimeout),
-                Timer::PublishIdle => return Some(CloseReason::PublishIdle),
-                Timer::PingTimeout => return Some(CloseReason::PingTimeout),
-                Timer::WriteStall => return Some(CloseReason::PlayStall),
-                Timer::PingSend => self.send_ping(now),
+            if let Some(reason) = timer.close_reason() {
+                return Some(reason);
             }
+            self.send_ping(now);
         }
         None
     }

@@ -20,6 +20,30 @@ pub enum Timer {
 }
 
 impl Timer {
+    /// The close reason this deadline gives when it fires, or `None` for one that only makes
+    /// the session act (a ping is sent).
+    pub fn close_reason(self) -> Option<super::CloseReason> {
+        use super::CloseReason;
+        match self {
+            Self::Handshake => Some(CloseReason::HandshakeTimeout),
+            Self::PublishIdle => Some(CloseReason::PublishIdle),
+            Self::PingTimeout => Some(CloseReason::PingTimeout),
+            Self::WriteStall => Some(CloseReason::PlayStall),
+            Self::PingSend => None,
+        }
+    }
+
+    /// A stable label for logs and the admin API.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Handshake => "handshake",
+            Self::PublishIdle => "publish_idle",
+            Self::PingSend => "ping_send",
+            Self::PingTimeout => "ping_timeout",
+            Self::WriteStall => "write_stall",
+        }
+    }
+
     const ALL: [Timer; 5] = [
         Self::Handshake,
         Self::PublishIdle,

@@ -1,13 +1,13 @@
 //! The JSON API and `/metrics`.
 
 use super::AdminState;
-use crate::conn::{ConnControl, ConnRole};
-use crate::live::millis;
+use crate::control::{ConnControl, ConnRole};
+use crate::util::millis;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rtmp_proto::session::{CloseReason, Timer};
+use rtmp_proto::session::CloseReason;
 use serde::Serialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -228,16 +228,6 @@ struct ConnView {
     kernel: Option<KernelView>,
 }
 
-fn timer_label(t: Timer) -> &'static str {
-    match t {
-        Timer::Handshake => "handshake",
-        Timer::PublishIdle => "publish_idle",
-        Timer::PingSend => "ping_send",
-        Timer::PingTimeout => "ping_timeout",
-        Timer::WriteStall => "write_stall",
-    }
-}
-
 fn signed_ms(at: Instant, now: Instant) -> i64 {
     match at.checked_duration_since(now) {
         Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
@@ -298,7 +288,7 @@ fn conn_view(c: &ConnControl, now: Instant) -> ConnView {
         queue_bytes: o.queue_bytes,
         fanout_lag: o.fanout_lag,
         next_deadline: o.next.map(|(t, at)| DeadlineView {
-            timer: timer_label(t),
+            timer: t.label(),
             in_ms: signed_ms(at, now),
         }),
         closing,
@@ -396,10 +386,7 @@ pub(super) async fn events(
 }
 
 pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
-    let body = state
-        .shared
-        .metrics
-        .render(&state.shared.live, state.shared.registry.streams().len());
+    let body = state.shared.render_metrics();
     (
         [(
             header::CONTENT_TYPE,

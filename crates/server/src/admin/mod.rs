@@ -7,11 +7,11 @@
 //! while the connection task owns the socket, under a lock, so a closed and reused descriptor
 //! number is never read.
 //!
-//! [`ConnControl::with_socket`]: crate::conn::ConnControl::with_socket
+//! [`ConnControl::with_socket`]: crate::control::ConnControl::with_socket
 
 mod api;
 
-use crate::conn::Shared;
+use crate::shared::Shared;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};

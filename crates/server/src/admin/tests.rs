@@ -2,10 +2,9 @@
 
 use super::router;
 use crate::config::Config;
-use crate::conn::{ConnControl, Shared};
-use crate::live::LiveTable;
-use crate::metrics::Metrics;
-use crate::registry::{PublishOutcome, PublisherGuard, Registry};
+use crate::control::ConnControl;
+use crate::registry::{PublishOutcome, PublisherGuard};
+use crate::shared::Shared;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use rtmp_proto::session::CloseReason;
@@ -17,15 +16,7 @@ use tower::ServiceExt as _;
 fn shared(token: Option<&str>) -> Arc<Shared> {
     let mut config = Config::default();
     config.http.token = token.map(str::to_owned);
-    let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new());
-    Arc::new(Shared {
-        registry: Arc::new(Registry::with_metrics(config.clone(), metrics.clone())),
-        config,
-        live: Arc::new(LiveTable::default()),
-        metrics,
-        hooks: crate::hooks::Hooks::new(&crate::hooks::HooksConfig::default()),
-    })
+    Shared::new(Arc::new(config))
 }
 
 fn conn(shared: &Arc<Shared>, id: u64) -> (Arc<ConnControl>, crate::live::LiveGuard) {

@@ -2,39 +2,53 @@
 //! connection's select loop (the connection keeps serving its socket and deadlines meanwhile),
 //! and the end-of-life notifications.
 
-use super::{Conn, REFUSAL_LINGER};
-use crate::auth::Action;
+use super::core::{RtmpConn, Waiting};
+use crate::auth::{Action, Denial};
 use crate::hooks::{AccessRequest, Ended, HookCall, Notice};
 use rtmp_proto::session::CloseReason;
 use std::sync::atomic::Ordering;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// What the peer is told when refused: the details stay in our log.
 const DENIED: &str = "Not authorised.";
 
 /// A publish or play waiting for its hook.
-pub(super) struct PendingHook {
+pub(crate) struct PendingHook {
     action: Action,
     name: String,
     call: HookCall,
     asked: Instant,
 }
 
-/// Resolves with the pending hook's answer (never, without one).
-pub(super) async fn wait_hook(hook: &mut Option<PendingHook>) -> Result<(), String> {
-    match hook {
-        Some(h) => h.call.as_mut().await,
-        None => std::future::pending().await,
+impl std::fmt::Debug for PendingHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingHook")
+            .field("action", &self.action)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
-impl Conn {
+impl PendingHook {
+    /// Resolves with the hook's answer, within `[hooks] timeout` (for the driver to await).
+    pub(crate) async fn answer(&mut self) -> Result<(), Denial> {
+        self.call.as_mut().await
+    }
+}
+
+impl RtmpConn {
     /// Steps one and two of a publish or play: the stream key, then the hook. Granted requests
-    /// go on to the registry; a pending hook parks the request in `self.hook`.
-    pub(super) fn request_access(&mut self, action: Action, name: String, query: String) {
+    /// go on to the registry; a pending hook parks the request in `waiting`.
+    pub(super) fn request_access(
+        &mut self,
+        action: Action,
+        name: String,
+        query: String,
+        now: Instant,
+    ) {
         let app = self.session.app().to_owned();
         if let Err(why) = self.shared.config.auth.check(action, &app, &name, &query) {
-            self.deny(action, &name, &format!("stream key: {why}"));
+            self.deny(action, &name, &why, now);
             return;
         }
         let request = AccessRequest {
@@ -48,46 +62,47 @@ impl Conn {
         match self.shared.hooks.authorize(&request) {
             Some(call) => {
                 tracing::debug!(conn = self.control.id, stream = %name, action = action.label(), "asking the hook");
-                self.hook = Some(PendingHook {
+                self.waiting = Waiting::Hook(PendingHook {
                     action,
                     name,
                     call,
-                    asked: Instant::now(),
+                    asked: now,
                 });
             }
-            None => self.access_granted(action, name),
+            None => self.access_granted(action, name, now),
         }
     }
 
     /// The hook answered (or its deadline passed, which is a denial).
-    pub(super) fn hook_answered(&mut self, verdict: Result<(), String>) {
-        let Some(pending) = self.hook.take() else {
+    pub(crate) fn hook_answered(&mut self, now: Instant, verdict: Result<(), Denial>) {
+        let Waiting::Hook(pending) = std::mem::replace(&mut self.waiting, Waiting::Nothing) else {
             return;
         };
-        let waited_ms = pending.asked.elapsed().as_millis();
+        let waited_ms = now.saturating_duration_since(pending.asked).as_millis();
         match verdict {
             Ok(()) => {
                 tracing::debug!(conn = self.control.id, stream = %pending.name, waited_ms, "hook allowed");
-                self.access_granted(pending.action, pending.name);
+                self.access_granted(pending.action, pending.name, now);
             }
             Err(why) => {
                 tracing::debug!(conn = self.control.id, waited_ms, "hook denied");
-                self.deny(pending.action, &pending.name, &why);
+                self.deny(pending.action, &pending.name, &why, now);
             }
         }
+        self.settle(now);
     }
 
     /// Step three: the registry (takeover rules included), which the peer reaches only once
     /// authorised for the name.
-    fn access_granted(&mut self, action: Action, name: String) {
+    fn access_granted(&mut self, action: Action, name: String, now: Instant) {
         match action {
-            Action::Publish => self.on_publish(&name),
-            Action::Play => self.on_play(&name),
+            Action::Publish => self.on_publish(&name, now),
+            Action::Play => self.on_play(&name, now),
         }
-        self.stream_name = Some(name);
+        self.record.stream_name = Some(name);
     }
 
-    fn deny(&mut self, action: Action, name: &str, why: &str) {
+    fn deny(&mut self, action: Action, name: &str, why: &Denial, now: Instant) {
         let app = self.session.app();
         tracing::info!(
             conn = self.control.id, peer = %self.control.peer, stream = %format_args!("{app}/{name}"),
@@ -97,10 +112,10 @@ impl Conn {
             Action::Publish => self.session.reject_publish(DENIED),
             Action::Play => self.session.reject_play(DENIED),
         }
-        self.closing = Some((
+        self.close_after_refusal(
             CloseReason::Refused(format!("{} not authorised", action.label())),
-            Instant::now() + REFUSAL_LINGER,
-        ));
+            now,
+        );
     }
 
     /// A publisher or player ended while the connection goes on (unpublish, stop).
@@ -126,11 +141,11 @@ impl Conn {
         let since = if whole_connection {
             self.control.started
         } else {
-            self.role_since.into_std()
+            self.record.since
         };
         Ended {
             app: self.session.app(),
-            stream: self.stream_name.as_deref(),
+            stream: self.record.stream_name.as_deref(),
             client_addr: self.control.peer,
             conn_id: self.control.id,
             reason,

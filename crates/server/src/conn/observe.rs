@@ -1,56 +1,61 @@
-//! The connection's self-report for the admin API: refreshed each time the task wakes up, from
-//! state it already holds, so observing a connection never costs it a syscall.
+//! The connection's self-report for the admin API and its close log: refreshed each time the
+//! task wakes up, from state it already holds, so observing a connection never costs it a
+//! syscall.
 
-use super::Conn;
-use super::control::{ConnRole, RATES_EVERY};
-use rtmp_proto::session::Timer;
-use tokio::time::Instant;
+use super::core::{Held, RtmpConn};
+use crate::control::{ConnRole, RATES_EVERY};
+use crate::evidence::{Kernel, refine_timeout};
+use crate::timers::ConnTimer;
+use rtmp_proto::session::{CloseReason, Timer};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-impl Conn {
-    /// Publishes role, stream, queue depth and deadlines to [`super::ConnControl`], and samples
-    /// the throughput once a [`RATES_EVERY`].
-    pub(super) fn observe(&mut self, now: Instant) {
-        if now >= self.rates_due {
-            self.rates_due = now + RATES_EVERY;
-            self.control.sample_rates(now.into_std());
+impl RtmpConn {
+    /// Publishes role, stream, queue depth and deadlines to the connection's handle, and
+    /// samples the throughput once a [`RATES_EVERY`].
+    pub(crate) fn observe(&mut self, now: Instant) {
+        if self.timers.due(ConnTimer::RateSample, now) {
+            self.timers.set(ConnTimer::RateSample, now + RATES_EVERY);
+            self.control.sample_rates(now);
         }
         let timers = self.session.timers();
-        let role = if self.publisher.is_some() {
-            ConnRole::Publisher
-        } else if self.player.is_some() {
-            ConnRole::Player
-        } else if self.role == "idle" {
+        let role = match self.held {
+            Held::Name(_) => ConnRole::Publisher,
+            Held::Stream(_) => ConnRole::Player,
             // Never granted a publish or play: still setting up (bounded by handshake_timeout).
-            ConnRole::Handshaking
-        } else {
-            ConnRole::Idle
+            Held::Nothing if self.record.last_held.is_none() => ConnRole::Handshaking,
+            Held::Nothing => ConnRole::Idle,
         };
         let ping_timeout = self.shared.config.liveness.ping_timeout;
         // The deadline that closes the connection if nothing changes; a pending ping counts
         // as its own deadline plus the time the peer then has to answer.
         let closing = [
-            (Timer::Handshake, "handshake_timeout"),
-            (Timer::PublishIdle, "publish_idle"),
-            (Timer::PingTimeout, "ping_timeout"),
-            (Timer::WriteStall, "play_stall"),
+            Timer::Handshake,
+            Timer::PublishIdle,
+            Timer::PingTimeout,
+            Timer::WriteStall,
         ]
         .into_iter()
-        .filter_map(|(t, reason)| timers.get(t).map(|at| (reason, at)))
+        .filter_map(|t| Some((t.close_reason()?.label(), timers.get(t)?)))
         .chain(
             timers
                 .get(Timer::PingSend)
                 .filter(|_| timers.get(Timer::PingTimeout).is_none())
-                .map(|at| ("ping_timeout", at + ping_timeout)),
+                .map(|at| (CloseReason::PingTimeout.label(), at + ping_timeout)),
         )
         .min_by_key(|&(_, at)| at);
         let next = timers.next();
-        let fanout_lag = self.player.as_ref().map_or(0, |p| p.rx.len());
+        let fanout_lag = match &self.held {
+            Held::Stream(v) => v.lag(),
+            _ => 0,
+        };
         let queue_bytes = self.out.len();
-        let last_tx = self.last_tx.into_std();
+        let last_tx = self.record.last_tx;
+        let stream = self.record.stream_key.as_deref();
         self.control.update_observed(|o| {
             o.role = role;
-            if o.stream.as_deref() != self.stream_key.as_deref() {
-                o.stream.clone_from(&self.stream_key);
+            if o.stream.as_deref() != stream {
+                o.stream = stream.map(str::to_owned);
             }
             o.last_tx = last_tx;
             o.queue_bytes = queue_bytes;
@@ -58,5 +63,43 @@ impl Conn {
             o.next = next;
             o.closing = closing;
         });
+    }
+
+    /// Ends the connection: frees what it held (the name first), splits a kernel timeout
+    /// into keepalive or user timeout, logs the close with the peer's silence and the
+    /// kernel's evidence, and sends the hook notifications. Returns the final reason.
+    pub(crate) fn finish(
+        &mut self,
+        reason: CloseReason,
+        kernel: &impl Kernel,
+        now: Instant,
+    ) -> CloseReason {
+        let ended = self.release();
+        let info = kernel.tcp_info().ok();
+        let reason = refine_timeout(reason, info.as_ref());
+        let (last_ack_ms, unacked) = info.as_ref().map_or((-1, -1), |i| {
+            (i64::from(i.last_ack_recv_ms), i64::from(i.unacked))
+        });
+        let silent_ms = now
+            .saturating_duration_since(self.session.last_rx())
+            .as_millis();
+        // The last role held: "idle" if none was ever granted.
+        let role = self.record.last_held.map_or("idle", ConnRole::label);
+        tracing::info!(
+            conn = self.control.id,
+            peer = %self.control.peer,
+            role,
+            stream = self.record.stream_key.as_deref().unwrap_or("-"),
+            reason = %reason,
+            silent_ms,
+            last_ack_ms,
+            unacked,
+            bytes_in = self.control.bytes_in.load(Ordering::Relaxed),
+            bytes_out = self.control.bytes_out.load(Ordering::Relaxed),
+            age_ms = self.control.started.elapsed().as_millis(),
+            "close"
+        );
+        self.notify_closed(ended, &reason);
+        reason
     }
 }

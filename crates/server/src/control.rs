@@ -1,11 +1,14 @@
 //! The shared handle of one connection: what other tasks (takeover, kick, shutdown, the admin
-//! API) may see of it and do to it.
+//! API) may see of it and do to it. A leaf of the crate's module graph: the registry, the
+//! live table, metrics and the admin API all hold these handles, and none of them needs the
+//! connection task's code.
 
+use crate::util::lock;
 use rtmp_proto::session::{CloseReason, Timer};
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -33,9 +36,9 @@ pub struct ConnControl {
     pub bytes_out: AtomicU64,
     /// What the connection task last published about itself, for the admin API.
     observed: Mutex<Observed>,
-    /// The socket's descriptor while the connection task still owns the socket: the admin API
-    /// reads TCP_INFO through it under this lock, and the task clears it (taking the lock)
-    /// before closing the socket, so a reused descriptor number is never read.
+    /// The socket's descriptor while a [`LentSocket`] owns the socket: the admin API reads
+    /// TCP_INFO through it under this lock, and the lease clears it (taking the lock) before
+    /// the socket closes, so a reused descriptor number is never read.
     fd: Mutex<Option<RawFd>>,
     /// Receive and send rates in bits/s, sampled about once a second by the connection's own
     /// task as it wakes (an idle connection costs nothing).
@@ -145,14 +148,14 @@ impl ConnControl {
         f(&mut lock(&self.observed));
     }
 
-    /// Lends the socket's descriptor to the admin API (see [`Self::with_socket`]).
-    pub(crate) fn attach_fd(&self, fd: RawFd) {
-        *lock(&self.fd) = Some(fd);
-    }
-
-    /// Withdraws the descriptor; must happen before the socket is closed.
-    pub(crate) fn detach_fd(&self) {
-        *lock(&self.fd) = None;
+    /// Lends `socket`'s descriptor to the admin API (see [`Self::with_socket`]) for as long
+    /// as the returned lease, which owns the socket, lives.
+    pub fn lend<S: AsRawFd>(self: &Arc<Self>, socket: S) -> LentSocket<S> {
+        *lock(&self.fd) = Some(socket.as_raw_fd());
+        LentSocket {
+            control: self.clone(),
+            socket,
+        }
     }
 
     /// Runs `f` on the connection's socket if it is still open. The lock is held meanwhile, so
@@ -161,9 +164,10 @@ impl ConnControl {
         let slot = lock(&self.fd);
         let fd = (*slot)?;
         #[allow(unsafe_code)]
-        // SAFETY: the descriptor is attached right after accept and detached (under this same
-        // lock) before the connection task drops its socket, so while the lock is held it is
-        // open and still this connection's socket.
+        // SAFETY: the descriptor is set by `lend` and cleared, under this same lock, by the
+        // lease's `Drop` before the socket it owns is dropped — on every path, a panic or a
+        // dropped task future included — so while the lock is held it is open and still this
+        // connection's socket.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         Some(f(borrowed))
     }
@@ -210,10 +214,7 @@ impl ConnControl {
 
     /// Asks the connection to close with `reason`; the first reason given wins.
     pub fn close(&self, reason: CloseReason) {
-        let mut slot = self
-            .reason
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = lock(&self.reason);
         if slot.is_none() {
             *slot = Some(reason);
         }
@@ -223,10 +224,7 @@ impl ConnControl {
 
     /// The reason given to [`Self::close`], if any.
     pub fn requested_reason(&self) -> Option<CloseReason> {
-        self.reason
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.reason).clone()
     }
 
     /// Resolves when the connection was asked to close (or the server shuts down).
@@ -269,8 +267,26 @@ impl ConnControl {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// A socket whose descriptor is lent to the admin API through its [`ConnControl`]. The loan
+/// is withdrawn in `Drop`, which runs before the owned socket itself is dropped (closed), so
+/// the admin side can never read a closed or reused descriptor.
+#[derive(Debug)]
+pub struct LentSocket<S: AsRawFd> {
+    control: Arc<ConnControl>,
+    socket: S,
+}
+
+impl<S: AsRawFd> std::ops::Deref for LentSocket<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.socket
+    }
+}
+
+impl<S: AsRawFd> Drop for LentSocket<S> {
+    fn drop(&mut self) {
+        *lock(&self.control.fd) = None;
+    }
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

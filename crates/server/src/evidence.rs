@@ -1,0 +1,207 @@
+//! The kernel's evidence about a peer, read from `TCP_INFO`, turned into verdicts: pure
+//! functions over [`TcpInfo`], so every rule is tested with scripted numbers, no socket.
+
+use liveness::TcpInfo;
+use rtmp_proto::session::CloseReason;
+use std::time::Duration;
+
+/// Where a connection core reads `TCP_INFO` from: the socket in production, a script in tests.
+pub trait Kernel {
+    /// The socket's current `TCP_INFO`.
+    fn tcp_info(&self) -> std::io::Result<TcpInfo>;
+}
+
+impl<T: std::os::fd::AsFd> Kernel for T {
+    fn tcp_info(&self) -> std::io::Result<TcpInfo> {
+        liveness::tcp_info(self).map_err(std::io::Error::other)
+    }
+}
+
+/// Longest gap between two looks at a viewer's `TCP_INFO`.
+pub const PEER_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Shortest gap, so a check just short of the bound does not spin.
+const PEER_CHECK_MIN: Duration = Duration::from_millis(50);
+
+/// What a look at a viewer's socket says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerCheck {
+    /// Data in flight and no ACK for the whole `limit`: the host is gone.
+    Unreachable,
+    /// Look again after this long: exactly when the oldest unanswered data would reach the
+    /// bound, and at least every [`PEER_CHECK_EVERY`].
+    Again(Duration),
+}
+
+/// Data in flight with no ACK for `limit` (the `tcp_user_timeout` knob) means the peer's host
+/// is gone: judged here, before the kernel's own TCP_USER_TIMEOUT fires (which counts from
+/// the later start of retransmission).
+pub fn peer_check(info: Option<&TcpInfo>, limit: Duration) -> PeerCheck {
+    match info {
+        Some(info) if info.unacked > 0 => {
+            let silent = Duration::from_millis(u64::from(info.last_ack_recv_ms));
+            if silent >= limit {
+                PeerCheck::Unreachable
+            } else {
+                PeerCheck::Again((limit - silent).clamp(PEER_CHECK_MIN, PEER_CHECK_EVERY))
+            }
+        }
+        _ => PeerCheck::Again(limit.min(PEER_CHECK_EVERY)),
+    }
+}
+
+/// A challenged publisher whose host sent nothing at all since the challenge `waited` ago —
+/// no RTMP byte (`received`) and not even a TCP ACK of the ping — is gone. A frozen process on
+/// a live host still ACKs, so it is not judged here (it loses the challenge at its deadline).
+pub fn host_gone_since_challenge(info: &TcpInfo, received: bool, waited: Duration) -> bool {
+    !received
+        && info.unacked > 0
+        && Duration::from_millis(u64::from(info.last_ack_recv_ms)) >= waited
+}
+
+/// The kernel says only ETIMEDOUT; its counters say which timer gave up: keepalive probes
+/// went unanswered (idle socket), or retransmissions did (data in flight, TCP_USER_TIMEOUT).
+pub fn refine_timeout(reason: CloseReason, info: Option<&TcpInfo>) -> CloseReason {
+    if !matches!(
+        reason,
+        CloseReason::KeepaliveTimeout | CloseReason::UserTimeout
+    ) {
+        return reason;
+    }
+    match info {
+        Some(info) if info.retransmits > 0 || info.unacked > 0 => CloseReason::UserTimeout,
+        Some(info) if info.probes > 0 => CloseReason::KeepaliveTimeout,
+        _ => reason,
+    }
+}
+
+/// The close reason for an I/O error on the socket. `sent_after_rx`: our last write came
+/// after the peer's last byte, so an ETIMEDOUT is the retransmission (user) timeout rather
+/// than keepalive.
+pub fn io_reason(e: &std::io::Error, sent_after_rx: bool) -> CloseReason {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            CloseReason::PeerReset
+        }
+        ErrorKind::TimedOut if sent_after_rx => CloseReason::UserTimeout,
+        ErrorKind::TimedOut => CloseReason::KeepaliveTimeout,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => CloseReason::PeerUnreachable,
+        _ => CloseReason::PeerReset,
+    }
+}
+
+/// A scripted [`Kernel`] for tests: answers with whatever `TCP_INFO` was last set.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct ScriptedKernel(pub(crate) std::cell::RefCell<Option<TcpInfo>>);
+
+#[cfg(test)]
+impl ScriptedKernel {
+    /// Data in flight (`unacked` segments) and the last ACK `last_ack_ms` ago.
+    pub(crate) fn set(&self, unacked: u32, last_ack_ms: u32) {
+        *self.0.borrow_mut() = Some(info(unacked, last_ack_ms));
+    }
+}
+
+#[cfg(test)]
+impl Kernel for ScriptedKernel {
+    fn tcp_info(&self) -> std::io::Result<TcpInfo> {
+        self.0
+            .borrow()
+            .clone()
+            .ok_or_else(|| std::io::Error::other("no TCP_INFO scripted"))
+    }
+}
+
+/// A `TCP_INFO` with just the fields the verdicts read.
+#[cfg(test)]
+pub(crate) fn info(unacked: u32, last_ack_ms: u32) -> TcpInfo {
+    TcpInfo {
+        state: liveness::TcpState::Established,
+        rtt_us: 1000,
+        rttvar_us: 500,
+        rto_us: 200_000,
+        unacked,
+        retransmits: 0,
+        backoff: 0,
+        probes: 0,
+        total_retrans: 0,
+        last_data_sent_ms: 0,
+        last_data_recv_ms: last_ack_ms,
+        last_ack_recv_ms: last_ack_ms,
+        notsent_bytes: None,
+        bytes_acked: None,
+        bytes_received: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn unreachable_only_with_data_in_flight_and_no_ack_for_the_limit() {
+        assert_eq!(
+            peer_check(Some(&info(0, 60_000)), LIMIT),
+            PeerCheck::Again(PEER_CHECK_EVERY),
+            "an idle socket is keepalive's business"
+        );
+        assert_eq!(
+            peer_check(Some(&info(3, 9_700)), LIMIT),
+            PeerCheck::Again(Duration::from_millis(300)),
+            "looks again exactly when the bound is reached"
+        );
+        assert_eq!(
+            peer_check(Some(&info(3, 9_990)), LIMIT),
+            PeerCheck::Again(PEER_CHECK_MIN)
+        );
+        assert_eq!(
+            peer_check(Some(&info(3, 10_000)), LIMIT),
+            PeerCheck::Unreachable
+        );
+        assert_eq!(peer_check(None, LIMIT), PeerCheck::Again(PEER_CHECK_EVERY));
+    }
+
+    #[test]
+    fn challenged_host_gone_only_when_nothing_came_back() {
+        let waited = Duration::from_millis(300);
+        assert!(host_gone_since_challenge(&info(1, 400), false, waited));
+        assert!(
+            !host_gone_since_challenge(&info(1, 100), false, waited),
+            "ACKed the ping"
+        );
+        assert!(
+            !host_gone_since_challenge(&info(1, 400), true, waited),
+            "sent a byte"
+        );
+        assert!(
+            !host_gone_since_challenge(&info(0, 400), false, waited),
+            "ping not sent yet"
+        );
+    }
+
+    #[test]
+    fn etimedout_is_split_by_the_kernel_counters() {
+        let mut busy = info(2, 10_000);
+        busy.retransmits = 5;
+        assert_eq!(
+            refine_timeout(CloseReason::KeepaliveTimeout, Some(&busy)),
+            CloseReason::UserTimeout
+        );
+        let mut idle = info(0, 10_000);
+        idle.probes = 3;
+        assert_eq!(
+            refine_timeout(CloseReason::UserTimeout, Some(&idle)),
+            CloseReason::KeepaliveTimeout
+        );
+        assert_eq!(
+            refine_timeout(CloseReason::PeerClosed, Some(&busy)),
+            CloseReason::PeerClosed
+        );
+        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        assert_eq!(io_reason(&timed_out, true), CloseReason::UserTimeout);
+        assert_eq!(io_reason(&timed_out, false), CloseReason::KeepaliveTimeout);
+    }
+}

@@ -1,0 +1,45 @@
+//! What every connection task and the admin side share. The server builds it once and owns
+//! it; connections and handlers only borrow it through an `Arc`.
+
+use crate::config::Config;
+use crate::hooks::Hooks;
+use crate::live::LiveTable;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use std::sync::Arc;
+
+/// The server's shared state.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The live streams.
+    pub registry: Arc<Registry>,
+    /// The live connections, for the admin API.
+    pub live: Arc<LiveTable>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The `[hooks]` client (decisions and end-of-life notifications).
+    pub hooks: Arc<Hooks>,
+}
+
+impl Shared {
+    /// Everything a server with `config` starts with (call inside the runtime when `[hooks]`
+    /// has notification URLs: their sender task is spawned here).
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        Arc::new(Self {
+            registry: Arc::new(Registry::with_metrics(config.clone(), metrics.clone())),
+            hooks: Hooks::new(&config.hooks),
+            live: Arc::default(),
+            metrics,
+            config,
+        })
+    }
+
+    /// The Prometheus text exposition of this server.
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .render(self.live.samples(), self.registry.streams().len())
+    }
+}
