@@ -293,3 +293,40 @@ impl<S: AsRawFd> Drop for LentSocket<S> {
 fn bps(bytes: u64, secs: f64) -> u64 {
     (bytes as f64 * 8.0 / secs) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_fd_loan_ends_with_the_lease_even_in_a_panic() {
+        let control = Arc::new(ConnControl::new(
+            1,
+            "127.0.0.1:1".parse().unwrap(),
+            CancellationToken::new(),
+        ));
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let lease = control.lend(socket);
+        assert!(
+            control.with_socket(|_| ()).is_some(),
+            "lent while the lease lives"
+        );
+        drop(lease);
+        assert!(
+            control.with_socket(|_| ()).is_none(),
+            "withdrawn before the close"
+        );
+
+        let c2 = control.clone();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _lease = c2.lend(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+            panic!("the task panics while it owns the socket");
+        }));
+        assert!(unwound.is_err());
+        assert!(
+            control.with_socket(|_| ()).is_none(),
+            "withdrawn on unwind too"
+        );
+    }
+}

@@ -10,7 +10,6 @@
 //! [`Kernel`] — so all of it is tested without sockets or root.
 
 use super::access::PendingHook;
-use super::play::RtmpSink;
 use crate::control::{ConnControl, ConnRole};
 
 use crate::evidence::Kernel;
@@ -359,47 +358,6 @@ impl RtmpConn {
         if matches!(self.waiting, Waiting::Hook(_)) {
             self.waiting = Waiting::Nothing;
         }
-    }
-
-    /// Takes fan-out messages into the queue through the RTMP sink.
-    pub(super) fn take_fanout(
-        &mut self,
-        now: Instant,
-        first: Option<Result<crate::stream::StreamEvent, tokio::sync::broadcast::error::RecvError>>,
-    ) -> Result<(), CloseReason> {
-        let Held::Stream(viewer) = &mut self.held else {
-            return Ok(());
-        };
-        let mut sink = RtmpSink {
-            session: &mut self.session,
-        };
-        viewer.take(
-            first,
-            &mut sink,
-            &mut self.out,
-            &mut self.timers,
-            now,
-            &self.shared.metrics,
-        )
-    }
-
-    fn window_closed(&mut self, now: Instant) -> Result<(), CloseReason> {
-        if self.closing.is_some() {
-            return Ok(());
-        }
-        let Held::Stream(viewer) = &mut self.held else {
-            return Ok(());
-        };
-        let mut sink = RtmpSink {
-            session: &mut self.session,
-        };
-        viewer.window_closed(
-            &mut sink,
-            &mut self.out,
-            &mut self.timers,
-            now,
-            &self.shared.metrics,
-        )
     }
 
     /// Gives up what the connection holds (the name is free when this returns) and reports

@@ -73,6 +73,47 @@ impl RtmpConn {
         );
     }
 
+    /// Takes fan-out messages into the queue through the RTMP sink.
+    pub(super) fn take_fanout(
+        &mut self,
+        now: Instant,
+        first: Option<Result<crate::stream::StreamEvent, tokio::sync::broadcast::error::RecvError>>,
+    ) -> Result<(), CloseReason> {
+        let Held::Stream(viewer) = &mut self.held else {
+            return Ok(());
+        };
+        let mut sink = RtmpSink {
+            session: &mut self.session,
+        };
+        viewer.take(
+            first,
+            &mut sink,
+            &mut self.out,
+            &mut self.timers,
+            now,
+            &self.shared.metrics,
+        )
+    }
+
+    pub(super) fn window_closed(&mut self, now: Instant) -> Result<(), CloseReason> {
+        if self.closing.is_some() {
+            return Ok(());
+        }
+        let Held::Stream(viewer) = &mut self.held else {
+            return Ok(());
+        };
+        let mut sink = RtmpSink {
+            session: &mut self.session,
+        };
+        viewer.window_closed(
+            &mut sink,
+            &mut self.out,
+            &mut self.timers,
+            now,
+            &self.shared.metrics,
+        )
+    }
+
     /// Kernel evidence: with data in flight and no ACK for `tcp_user_timeout`, the peer's
     /// host is gone (see [`peer_check`]).
     pub(super) fn check_peer(
