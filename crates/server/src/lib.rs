@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 mod deadlines;
+mod driver;
 pub mod evidence;
 mod fanout;
 pub mod hooks;

@@ -90,16 +90,6 @@ pub(crate) struct RtmpConn {
     pub(super) record: Record,
 }
 
-/// What the driver may await on the connection's behalf, borrowed all at once.
-pub(crate) struct Waits<'a> {
-    /// The fan-out ring, while the viewer may take messages.
-    pub(crate) viewer: Option<&'a mut Viewer>,
-    /// The pending hook call.
-    pub(crate) hook: Option<&'a mut PendingHook>,
-    /// The pending challenge, whose incumbent may report its host gone.
-    pub(crate) challenge: Option<&'a ChallengeTicket>,
-}
-
 impl RtmpConn {
     /// A connection accepted at `now`.
     pub(crate) fn new(shared: Arc<Shared>, control: Arc<ConnControl>, now: Instant) -> Self {
@@ -129,12 +119,6 @@ impl RtmpConn {
     /// Where the driver reads into; follow each read with [`Self::handle_input`].
     pub(crate) fn recv_buf(&mut self) -> &mut BytesMut {
         self.session.recv_buf()
-    }
-
-    /// The peer's chunk size in force: a tiny one makes every byte cost a parse, so the
-    /// driver's per-wake read budget shrinks with it.
-    pub(crate) fn in_chunk_size(&self) -> u32 {
-        self.session.in_chunk_size()
     }
 
     /// Processes `n` bytes just read into [`Self::recv_buf`].
@@ -209,24 +193,6 @@ impl RtmpConn {
             && Viewer::can_take(&self.out, &self.timers)
     }
 
-    /// What the driver awaits for the connection: split borrows of its parts.
-    pub(crate) fn waits(&mut self) -> Waits<'_> {
-        let (hook, challenge) = match &mut self.waiting {
-            Waiting::Nothing => (None, None),
-            Waiting::Hook(h) => (Some(h), None),
-            Waiting::Challenge(t) => (None, Some(&*t)),
-        };
-        let viewer = match &mut self.held {
-            Held::Stream(v) => Some(v),
-            _ => None,
-        };
-        Waits {
-            viewer,
-            hook,
-            challenge,
-        }
-    }
-
     /// A fan-out message (or a lag) the driver received from the ring.
     pub(crate) fn on_stream_event(
         &mut self,
@@ -238,7 +204,8 @@ impl RtmpConn {
         result
     }
 
-    /// Whether a newcomer's challenge may reach us: only while we publish.
+    /// Whether the connection holds a name (a newcomer's challenge reaches only publishers).
+    #[cfg(test)]
     pub(crate) fn is_publisher(&self) -> bool {
         matches!(self.held, Held::Name(_))
     }

@@ -366,8 +366,9 @@ fn a_challenged_host_that_acks_nothing_loses_at_once() {
 fn first_event(
     conn: &mut RtmpConn,
 ) -> Result<StreamEvent, tokio::sync::broadcast::error::RecvError> {
-    let waits = conn.waits();
-    let viewer = waits.viewer.expect("a viewer");
+    let super::core::Held::Stream(viewer) = &mut conn.held else {
+        panic!("not a viewer");
+    };
     futures_lite_poll(viewer.recv())
 }
 
