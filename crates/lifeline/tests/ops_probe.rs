@@ -166,11 +166,15 @@ fn lossy_path_is_alive_twenty_times() {
     };
     let _b = rig.live_publisher(1, "live/news");
     let server = probe_rig::LISTEN.parse::<std::net::SocketAddr>().unwrap();
-    // An RTMP client that connected and says nothing yet: nginx waits up to 60 s for its
-    // handshake, its socket idle.
-    let _idle = rig
-        .host(1)
-        .in_ns(move || std::net::TcpStream::connect(server).unwrap());
+    // An RTMP client that connected to `live` and then says nothing: its socket is idle, and
+    // nginx-rtmp sets no read timer after the handshake.
+    let _idle = testkit::client::RtmpClient::connect_in(
+        rig.host(1),
+        server,
+        "live",
+        Duration::from_secs(5),
+    )
+    .expect("RTMP connect");
     let _loss = NftDrop::new(rig.host(1), DropWhat::Loss(10)).unwrap();
     let mut slowest = 0.0f64;
     let mut probed = 0;
