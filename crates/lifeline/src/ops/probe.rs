@@ -294,6 +294,45 @@ fn finish(item: &mut Item, sock: &mut Borrowed) {
     item.after = KeepaliveOptions::read(&sock.dup).ok();
 }
 
+/// Samples every socket under probe each [`probe::POLL`] until all have a verdict (each is
+/// restored as soon as it has one) or a signal arrives (returned; the rest stay armed for the
+/// caller to restore at once).
+fn watch(
+    active: &mut Vec<Active>,
+    items: &mut [Item],
+    signals: &Signals,
+    epoch: Instant,
+) -> Option<i32> {
+    while !active.is_empty() {
+        std::thread::sleep(probe::POLL);
+        if let Some(sig) = signals.caught() {
+            return Some(sig);
+        }
+        let now = epoch.elapsed();
+        active.retain_mut(|act| {
+            let decided = match liveness::tcp_info(&act.sock.dup) {
+                Err(e) => Outcome::Unknown(unknown_from(&e)),
+                Ok(info) => match act.probe.step(now, &info) {
+                    Step::Decided(v) => Outcome::Verdict(v),
+                    Step::Reprobe => match act.probe.plan().reprobe.map(|o| o.apply(&act.sock.dup))
+                    {
+                        Some(Err(e)) => Outcome::Unknown(unknown_from(&e)),
+                        _ => return true,
+                    },
+                    _ => return true,
+                },
+            };
+            let item = &mut items[act.item];
+            item.decided_after = Some(now.saturating_sub(act.start));
+            item.forced_probes = act.probe.forced_probes();
+            item.outcome = decided;
+            finish(item, &mut act.sock);
+            false
+        });
+    }
+    None
+}
+
 /// Runs `sockets probe`.
 /// `json` is `sockets --json`, which `sockets probe --json` may also be given as.
 pub(crate) fn run_probe(mut a: ProbeArgs, json: bool) -> anyhow::Result<ExitCode> {
@@ -322,33 +361,8 @@ pub(crate) fn run_probe(mut a: ProbeArgs, json: bool) -> anyhow::Result<ExitCode
             Err(u) => items[i].outcome = Outcome::Unknown(u),
         }
     }
-    while !active.is_empty() && interrupted.is_none() {
-        std::thread::sleep(probe::POLL);
-        if let Some(sig) = signals.caught() {
-            interrupted = Some(sig);
-            break;
-        }
-        let now = epoch.elapsed();
-        active.retain_mut(|act| {
-            let item = &mut items[act.item];
-            let decided = match liveness::tcp_info(&act.sock.dup) {
-                Err(e) => Outcome::Unknown(unknown_from(&e)),
-                Ok(info) => match act.probe.step(now, &info) {
-                    Step::Decided(v) => Outcome::Verdict(v),
-                    Step::Reprobe => match act.probe.plan().reprobe.map(|o| o.apply(&act.sock.dup))
-                    {
-                        Some(Err(e)) => Outcome::Unknown(unknown_from(&e)),
-                        _ => return true,
-                    },
-                    _ => return true,
-                },
-            };
-            item.decided_after = Some(now.saturating_sub(act.start));
-            item.forced_probes = act.probe.forced_probes();
-            item.outcome = decided;
-            finish(item, &mut act.sock);
-            false
-        });
+    if interrupted.is_none() {
+        interrupted = watch(&mut active, &mut items, &signals, epoch);
     }
     // Interrupted: restore what is still armed before anything else.
     for mut act in active.drain(..) {
@@ -389,10 +403,13 @@ pub(crate) fn run_probe(mut a: ProbeArgs, json: bool) -> anyhow::Result<ExitCode
         report.print_kill(&items, k);
     }
     if let Some(sig) = interrupted {
-        eprintln!(
-            "lifeline: {}; every option armed was restored",
-            signal_name(sig)
-        );
+        match report.unrestored(&items) {
+            None => eprintln!(
+                "lifeline: {}; every option armed was restored",
+                signal_name(sig)
+            ),
+            Some(problem) => eprintln!("lifeline: {}; {problem}", signal_name(sig)),
+        }
         return Ok(ExitCode::from(u8::try_from(128 + sig).unwrap_or(1)));
     }
     report.exit(&items, kill.as_ref())

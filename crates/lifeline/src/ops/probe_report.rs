@@ -340,6 +340,23 @@ impl Report<'_> {
         }
     }
 
+    /// What went wrong restoring, if anything did.
+    pub(crate) fn unrestored(&self, items: &[Item]) -> Option<String> {
+        let bad: Vec<_> = items
+            .iter()
+            .filter(|i| i.changed() && i.restored() != Some(true))
+            .collect();
+        let first = bad.first()?;
+        Some(format!(
+            "{} socket(s) could not be restored exactly: {}",
+            bad.len(),
+            first
+                .restore_error
+                .as_deref()
+                .unwrap_or("options read back differently")
+        ))
+    }
+
     /// Exit status: 0 when every matched socket got a verdict (or went away meanwhile) and
     /// everything armed was restored; an error naming the problem otherwise.
     pub(crate) fn exit(
@@ -347,19 +364,8 @@ impl Report<'_> {
         items: &[Item],
         kill: Option<&KillResult>,
     ) -> anyhow::Result<ExitCode> {
-        let unrestored: Vec<_> = items
-            .iter()
-            .filter(|i| i.changed() && i.restored() != Some(true))
-            .collect();
-        if !unrestored.is_empty() {
-            bail!(
-                "{} socket(s) could not be restored exactly: {}",
-                unrestored.len(),
-                unrestored[0]
-                    .restore_error
-                    .as_deref()
-                    .unwrap_or("options read back differently")
-            );
+        if let Some(problem) = self.unrestored(items) {
+            bail!("{problem}");
         }
         if let Some(k) = kill {
             if k.declined {
