@@ -2,7 +2,7 @@
 //! which peers answered within the window, restore every option, and optionally destroy the
 //! dead. The decisions are `liveness::probe`'s; this file borrows, arms, samples and restores.
 
-use super::probe_report::{self, Item, Outcome, Unknown};
+use super::probe_report::{self, Item, KillResult, Outcome, Unknown};
 use anyhow::{Context, bail};
 use clap::Args;
 use liveness::diag::{Owner, SocketEntry};
@@ -422,17 +422,6 @@ fn signal_name(sig: i32) -> String {
         libc::SIGHUP => "SIGHUP".into(),
         n => format!("signal {n}"),
     }
-}
-
-/// What `--kill` did.
-#[derive(Debug, Default)]
-pub(crate) struct KillResult {
-    /// Asked and refused.
-    pub(crate) declined: bool,
-    /// Dead sockets that still exist after SOCK_DESTROY (re-listed).
-    pub(crate) survivors: usize,
-    /// Errors the kernel gave.
-    pub(crate) errors: Vec<String>,
 }
 
 fn kill_dead(entries: &[SocketEntry], items: &mut [Item], yes: bool) -> anyhow::Result<KillResult> {

@@ -1,7 +1,6 @@
 //! What `sockets probe` prints: the human table, the `lifeline.probe/1` JSON document
 //! (docs/ops.md), and the exit status.
 
-use super::probe::KillResult;
 use super::secs;
 use anyhow::bail;
 use liveness::diag::{Owner, SocketEntry};
@@ -151,6 +150,17 @@ fn answer_text(a: Answer) -> &'static str {
         Answer::AckedData => "the peer acknowledged our data",
         Answer::Ack => "the peer answered a probe",
     }
+}
+
+/// What `--kill` did.
+#[derive(Debug, Default)]
+pub(crate) struct KillResult {
+    /// Asked and refused.
+    pub(crate) declined: bool,
+    /// Dead sockets that still exist after SOCK_DESTROY (re-listed).
+    pub(crate) survivors: usize,
+    /// Errors the kernel gave.
+    pub(crate) errors: Vec<String>,
 }
 
 /// The probe's results, for printing.
