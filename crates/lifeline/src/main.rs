@@ -1,5 +1,5 @@
 //! The `lifeline` binary: the RTMP server (`serve`, `config`) and the ops toolkit
-//! (`keepalive`, `sockets`).
+//! (`keepalive`, `sockets`, `sockets probe`).
 
 mod ops;
 
@@ -24,7 +24,7 @@ enum Command {
     /// See and tune the kernel's TCP keepalive, or arm it on a running process.
     #[command(subcommand)]
     Keepalive(ops::KeepaliveCommand),
-    /// List TCP sockets with kernel liveness evidence; find and kill dead ones.
+    /// List TCP sockets with kernel liveness evidence; probe their peers now; kill dead ones.
     Sockets(ops::SocketsArgs),
 }
 

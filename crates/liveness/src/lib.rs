@@ -16,5 +16,6 @@ pub use options::{Keepalive, SocketLiveness};
 pub use tcpinfo::{TcpInfo, TcpInfoParts, TcpState, tcp_info};
 pub mod diag;
 pub mod pidfd;
+pub mod probe;
 pub mod suspect;
 pub mod sysctl;

@@ -13,9 +13,9 @@ fn explain(action: String, e: Errno) -> LivenessError {
     match e {
         Errno::PERM | Errno::ACCESS => LivenessError::PermissionDenied {
             action,
-            needs: "ptrace access to the target (PTRACE_MODE_ATTACH_REALCREDS): run as root or \
-                    as the same user on a dumpable process; Yama ptrace_scope ≥ 1, SELinux/AppArmor \
-                    or a seccomp profile may also forbid it"
+            needs: "ptrace access to the target (PTRACE_MODE_ATTACH_REALCREDS): run as root \
+                    (CAP_SYS_PTRACE) or as the same user on a dumpable process; Yama ptrace_scope ≥ 1, \
+                    SELinux/AppArmor or a seccomp profile may also forbid it"
                 .into(),
         },
         Errno::NOSYS => LivenessError::Unsupported {

@@ -16,6 +16,7 @@ pub mod abuse;
 pub mod client;
 pub mod hookserver;
 pub mod http;
+pub mod nginx;
 pub mod player;
 pub mod process;
 pub mod rtmp;

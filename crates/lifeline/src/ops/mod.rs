@@ -5,6 +5,8 @@
 //! privileges are returned as errors, so the process exits non-zero.
 
 mod keepalive;
+mod probe;
+mod probe_report;
 mod sockets;
 
 pub(crate) use keepalive::{KeepaliveCommand, run_keepalive};

@@ -1,5 +1,5 @@
-//! `lifeline sockets [kill]`: list TCP sockets with the kernel's liveness evidence, judge
-//! them, and destroy the dead ones.
+//! `lifeline sockets [kill|probe]`: list TCP sockets with the kernel's liveness evidence, judge
+//! them, probe their peers now, and destroy the dead ones.
 
 use super::secs;
 use anyhow::bail;
@@ -31,6 +31,9 @@ pub(crate) struct SocketsArgs {
 enum SocketsAction {
     /// Destroy the matching sockets (SOCK_DESTROY; needs CAP_NET_ADMIN).
     Kill(KillArgs),
+    /// Make the kernel probe each matched ESTABLISHED socket's peer now and say which answered
+    /// (borrows the sockets with pidfd_getfd, restores every option; needs root).
+    Probe(super::probe::ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +316,7 @@ pub(crate) fn run_sockets(args: SocketsArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(SocketsAction::Kill(k)) => kill(k, args.json),
+        Some(SocketsAction::Probe(p)) => super::probe::run_probe(p, args.json),
     }
 }
 
