@@ -39,6 +39,9 @@ struct ServeArgs {
     /// Admin HTTP listen address (API, /metrics, dashboard), overriding `[http] listen`.
     #[arg(long)]
     http: Option<std::net::SocketAddr>,
+    /// Playback listen address (HTTP-FLV, HLS, MP4), overriding `[playback] listen`.
+    #[arg(long)]
+    playback: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -81,17 +84,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(http) = args.http {
         config.http.listen = http;
     }
+    if let Some(playback) = args.playback {
+        config.playback.listen = playback;
+    }
     raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listen = config.rtmp.listen;
+        let (listen, playback) = (config.rtmp.listen, config.playback.listen);
         let server = lifeline_server::Server::bind(config)
             .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+            .with_context(|| {
+                format!("cannot listen on {listen} (RTMP) or {playback} (playback)")
+            })?;
         tracing::info!(addr = %server.local_addr()?, "RTMP listening");
+        if let Some(addr) = server.playback_addr() {
+            tracing::info!(addr = %addr?, "playback listening");
+        }
         let shutdown = server.shutdown_token();
         if server.shared().config.http.enabled {
             let http_listen = server.shared().config.http.listen;

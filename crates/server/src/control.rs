@@ -4,7 +4,7 @@
 //! connection task's code.
 
 use crate::util::lock;
-use rtmp_proto::session::{CloseReason, Timer};
+use rtmp_proto::session::CloseReason;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -13,11 +13,63 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// The protocol a connection (or an HLS session) speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Protocol {
+    /// RTMP, publishers and players.
+    #[serde(rename = "rtmp")]
+    Rtmp,
+    /// HTTP-FLV viewers.
+    #[serde(rename = "http-flv")]
+    HttpFlv,
+    /// Fragmented-MP4 viewers over HTTP (the dashboard's watch view).
+    #[serde(rename = "http-mp4")]
+    HttpMp4,
+    /// HLS viewers: a session spanning many HTTP requests.
+    #[serde(rename = "hls")]
+    Hls,
+    /// An HTTP connection on the playback port that has not asked for a stream yet.
+    #[serde(rename = "http")]
+    Http,
+}
+
+impl Protocol {
+    /// Every protocol, for metrics that must show zero counts too.
+    pub const ALL: [Protocol; 5] = [
+        Self::Rtmp,
+        Self::HttpFlv,
+        Self::HttpMp4,
+        Self::Hls,
+        Self::Http,
+    ];
+
+    /// A stable label for JSON and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Rtmp => "rtmp",
+            Self::HttpFlv => "http-flv",
+            Self::HttpMp4 => "http-mp4",
+            Self::Hls => "hls",
+            Self::Http => "http",
+        }
+    }
+
+    fn index(self) -> u8 {
+        self as u8
+    }
+
+    fn from_index(i: u8) -> Self {
+        Self::ALL.get(usize::from(i)).copied().unwrap_or(Self::Http)
+    }
+}
+
 /// Shared state of one connection.
 #[derive(Debug)]
 pub struct ConnControl {
     /// Unique id within this server process.
     pub id: u64,
+    /// What it speaks (an HTTP connection becomes `HttpFlv` once it asks for a stream).
+    protocol: std::sync::atomic::AtomicU8,
     /// The peer's address.
     pub peer: SocketAddr,
     /// When the connection was accepted.
@@ -88,8 +140,8 @@ pub struct Observed {
     pub queue_bytes: usize,
     /// Fan-out messages a player has not taken yet.
     pub fanout_lag: usize,
-    /// The session's next deadline, whatever it does.
-    pub next: Option<(Timer, Instant)>,
+    /// The connection's next deadline, whatever it does, by its label.
+    pub next: Option<(&'static str, Instant)>,
     /// The deadline that will close the connection if nothing happens, and the close
     /// reason label it would give.
     pub closing: Option<(&'static str, Instant)>,
@@ -113,8 +165,19 @@ struct Rates {
 impl ConnControl {
     /// A handle for a connection accepted now; `cancel` is a child of the server's shutdown token.
     pub fn new(id: u64, peer: SocketAddr, cancel: CancellationToken) -> Self {
+        Self::speaking(Protocol::Rtmp, id, peer, cancel)
+    }
+
+    /// A handle for a connection (or HLS session) of `protocol` accepted now.
+    pub fn speaking(
+        protocol: Protocol,
+        id: u64,
+        peer: SocketAddr,
+        cancel: CancellationToken,
+    ) -> Self {
         Self {
             id,
+            protocol: std::sync::atomic::AtomicU8::new(protocol.index()),
             peer,
             started: Instant::now(),
             cancel,
@@ -136,6 +199,16 @@ impl ConnControl {
             fd: Mutex::new(None),
             rates: Mutex::new(Rates::default()),
         }
+    }
+
+    /// What the connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        Protocol::from_index(self.protocol.load(Ordering::Relaxed))
+    }
+
+    /// An HTTP connection says what it serves once it knows.
+    pub(crate) fn set_protocol(&self, protocol: Protocol) {
+        self.protocol.store(protocol.index(), Ordering::Relaxed);
     }
 
     /// The connection's last self-report.

@@ -10,6 +10,8 @@ pub(crate) trait TimerKind: Copy + Eq + std::fmt::Debug + 'static {
     const ALL: &'static [Self];
     /// The slot of this timer (its position in [`Self::ALL`]).
     fn index(self) -> usize;
+    /// A stable name for logs and the admin API.
+    fn label(self) -> &'static str;
     /// Whether reaching this deadline should wake the connection. A lazy deadline is only
     /// acted on when the connection is awake anyway (e.g. a throughput sample), so it never
     /// costs an idle connection a wake-up.
@@ -102,6 +104,9 @@ mod tests {
         const ALL: &'static [Self] = &[Self::A, Self::B, Self::Lazy];
         fn index(self) -> usize {
             self as usize
+        }
+        fn label(self) -> &'static str {
+            "t"
         }
         fn wakes(self) -> bool {
             self != Self::Lazy

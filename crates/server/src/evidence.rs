@@ -90,6 +90,46 @@ pub fn io_reason(e: &std::io::Error, sent_after_rx: bool) -> CloseReason {
     }
 }
 
+/// What a connection's `close` log line says, whatever its protocol.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CloseLine<'a> {
+    /// The last role held ("publisher", "player", or "idle").
+    pub(crate) role: &'static str,
+    /// `app/name` published or played.
+    pub(crate) stream: Option<&'a str>,
+    /// How long the peer had been silent.
+    pub(crate) silent: Duration,
+}
+
+/// Logs the end of `control`'s connection: its one close reason with the peer's silence and
+/// the kernel's evidence (how long since the peer ACKed anything, what is still in flight).
+pub(crate) fn log_close(
+    control: &crate::control::ConnControl,
+    line: CloseLine<'_>,
+    reason: &CloseReason,
+    info: Option<&TcpInfo>,
+) {
+    use std::sync::atomic::Ordering;
+    let (last_ack_ms, unacked) = info.map_or((-1, -1), |i| {
+        (i64::from(i.last_ack_recv_ms), i64::from(i.unacked))
+    });
+    tracing::info!(
+        conn = control.id,
+        peer = %control.peer,
+        protocol = control.protocol().label(),
+        role = line.role,
+        stream = line.stream.unwrap_or("-"),
+        reason = %reason,
+        silent_ms = line.silent.as_millis(),
+        last_ack_ms,
+        unacked,
+        bytes_in = control.bytes_in.load(Ordering::Relaxed),
+        bytes_out = control.bytes_out.load(Ordering::Relaxed),
+        age_ms = control.started.elapsed().as_millis(),
+        "close"
+    );
+}
+
 /// A scripted [`Kernel`] for tests: answers with whatever `TCP_INFO` was last set.
 #[cfg(test)]
 #[derive(Debug, Default)]

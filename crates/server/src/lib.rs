@@ -6,6 +6,7 @@
 //! `config` and `control` are leaves; `stream` and `takeover` build on them, `registry` on
 //! those, `fanout` and `conn` on the registry, and `server` and `admin` on everything.
 
+mod access;
 pub mod admin;
 pub mod auth;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod hooks;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod playback;
 pub mod registry;
 pub mod server;
 pub mod shared;

@@ -1,10 +1,13 @@
-//! The accept loop: socket options on every connection, a connection cap, graceful shutdown.
+//! The accept loops: socket options on every connection, connection caps shared by both
+//! ports, graceful shutdown. The RTMP port runs RTMP connections; the playback port
+//! (`[playback]`) runs HTTP ones; both on the same driver, registry and limits.
 
 use crate::config::Config;
-use crate::conn;
-use crate::control::ConnControl;
+use crate::control::{ConnControl, Protocol};
 use crate::limits::AcceptLimits;
 use crate::shared::Shared;
+use rtmp_proto::session::CloseReason;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,24 +25,46 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    playback: Option<TcpListener>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 }
 
+/// What both accept loops share.
+struct Accepting {
+    shared: Arc<Shared>,
+    limits: AcceptLimits,
+    tracker: TaskTracker,
+    next_id: AtomicU64,
+    socket_liveness: liveness::SocketLiveness,
+    shutdown: CancellationToken,
+}
+
 impl Server {
-    /// Binds the RTMP listener of `config`.
+    /// Binds the RTMP listener of `config`, and the playback listener when `[playback]` is on.
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let listener = listen(config.rtmp.listen)?;
+        let playback = if config.playback.enabled {
+            Some(listen(config.playback.listen)?)
+        } else {
+            None
+        };
         Ok(Self {
             listener,
+            playback,
             shared: Shared::new(Arc::new(config)),
             shutdown: CancellationToken::new(),
         })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The RTMP address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The playback address actually bound, when `[playback]` is on.
+    pub fn playback_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.playback.as_ref().map(TcpListener::local_addr)
     }
 
     /// A token that stops the server when cancelled.
@@ -55,66 +80,100 @@ impl Server {
     /// Accepts until the shutdown token is cancelled, then closes every connection
     /// (reason Shutdown) and waits for them, at most [`SHUTDOWN_GRACE`].
     pub async fn run(self) {
-        let tracker = TaskTracker::new();
         let refusals = self.shared.registry.refusal_log().clone();
-        let limits = AcceptLimits::new(&self.shared.config.limits, refusals.clone());
-        let mut flush = tokio::time::interval(Duration::from_secs(1));
-        let next_id = AtomicU64::new(1);
-        let socket_liveness = self.shared.config.socket_liveness();
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = self.shutdown.cancelled() => break,
-                _ = flush.tick() => {
-                    refusals.flush(std::time::Instant::now());
-                    continue;
-                }
-                r = self.listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning; never fatal.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = limits.admit(peer, std::time::Instant::now()) else {
-                // Close at once, with a reset: the refused peer leaves nothing behind.
-                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                continue;
-            };
-            if let Err(e) = prepare(&stream, &socket_liveness) {
-                tracing::warn!(%peer, "socket options not applied: {e}");
+        let accepting = Arc::new(Accepting {
+            limits: AcceptLimits::new(&self.shared.config.limits, refusals.clone()),
+            tracker: TaskTracker::new(),
+            next_id: AtomicU64::new(1),
+            socket_liveness: self.shared.config.socket_liveness(),
+            shutdown: self.shutdown.clone(),
+            shared: self.shared.clone(),
+        });
+        let flush = async {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                refusals.flush(std::time::Instant::now());
             }
-            let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let control = Arc::new(ConnControl::new(id, peer, self.shutdown.child_token()));
-            let socket = control.lend(stream);
-            let live = self.shared.live.insert(control.clone());
-            let shared = self.shared.clone();
-            tracing::debug!(conn = id, %peer, "accept");
-            tracker.spawn(async move {
-                let reason = conn::run(socket, control.clone(), shared.clone()).await;
-                // Leave the table first: a scrape in between then undercounts bytes for an
-                // instant instead of counting them twice.
-                drop(live);
-                let silence = control.last_rx().elapsed();
-                shared.metrics.record_close(
-                    &reason,
-                    silence,
-                    control.bytes_in.load(Ordering::Relaxed),
-                    control.bytes_out.load(Ordering::Relaxed),
-                );
-                shared.live.record_close(&control, &reason, silence);
-                drop(permit);
-            });
+        };
+        let rtmp = accept_loop(&accepting, &self.listener, Protocol::Rtmp, crate::conn::run);
+        let playback = async {
+            match &self.playback {
+                Some(l) => accept_loop(&accepting, l, Protocol::Http, crate::playback::run).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.shutdown.cancelled() => {}
+            () = rtmp => {}
+            () = playback => {}
+            () = flush => {}
         }
-        tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        accepting.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, accepting.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
+    }
+}
+
+/// Accepts on `listener` forever, running each connection with `run`.
+async fn accept_loop<F, Fut>(
+    accepting: &Arc<Accepting>,
+    listener: &TcpListener,
+    protocol: Protocol,
+    run: F,
+) where
+    F: Fn(crate::control::LentSocket<TcpStream>, Arc<ConnControl>, Arc<Shared>) -> Fut,
+    Fut: Future<Output = CloseReason> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; never fatal.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = accepting.limits.admit(peer, std::time::Instant::now()) else {
+            // Close at once, with a reset: the refused peer leaves nothing behind.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            continue;
+        };
+        if let Err(e) = prepare(&stream, &accepting.socket_liveness) {
+            tracing::warn!(%peer, "socket options not applied: {e}");
+        }
+        let id = accepting.next_id.fetch_add(1, Ordering::Relaxed);
+        let control = Arc::new(ConnControl::speaking(
+            protocol,
+            id,
+            peer,
+            accepting.shutdown.child_token(),
+        ));
+        let socket = control.lend(stream);
+        let shared = accepting.shared.clone();
+        let live = shared.live.insert(control.clone());
+        tracing::debug!(conn = id, %peer, protocol = protocol.label(), "accept");
+        let task = run(socket, control.clone(), shared.clone());
+        accepting.tracker.spawn(async move {
+            let reason = task.await;
+            // Leave the table first: a scrape in between then undercounts bytes for an
+            // instant instead of counting them twice.
+            drop(live);
+            let silence = control.last_rx().elapsed();
+            shared.metrics.record_close(
+                &reason,
+                silence,
+                control.bytes_in.load(Ordering::Relaxed),
+                control.bytes_out.load(Ordering::Relaxed),
+            );
+            shared.live.record_close(&control, &reason, silence);
+            drop(permit);
+        });
     }
 }
 

@@ -9,12 +9,12 @@
 use crate::config::Config;
 use crate::control::ConnControl;
 use crate::util::lock;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rtmp_proto::chunk::{ChunkWriter, MessageHeader};
 use rtmp_proto::flv;
 use rtmp_proto::session::{Media, MediaKind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 use tokio::sync::{Notify, broadcast};
 
@@ -34,6 +34,31 @@ pub struct Frame {
     pub sequence_header: bool,
     /// The message chunked for [`PLAY_STREAM_ID`], shared by all players.
     pub chunks: Bytes,
+    /// The message body (an FLV tag body), for the other wire formats.
+    pub payload: Bytes,
+    /// The message as an FLV tag, built by the first HTTP-FLV viewer that needs it and shared
+    /// by every other: streams nobody watches over HTTP never pay for it.
+    flv: Arc<OnceLock<Bytes>>,
+}
+
+impl Frame {
+    /// The message as a complete FLV tag (header, body, previous-tag-size), built once.
+    pub fn flv_tag(&self) -> &Bytes {
+        self.flv.get_or_init(|| {
+            let tag_type = self.kind.type_id();
+            let len = self.payload.len().min(0x00FF_FFFF);
+            let mut tag = BytesMut::with_capacity(11 + len + 4);
+            tag.put_u8(tag_type);
+            tag.put_uint(len as u64, 3);
+            // The timestamp's low 24 bits, then its high 8 (FLV's "TimestampExtended").
+            tag.put_uint(u64::from(self.timestamp & 0x00FF_FFFF), 3);
+            tag.put_u8((self.timestamp >> 24) as u8);
+            tag.put_uint(0, 3);
+            tag.extend_from_slice(self.payload.get(..len).unwrap_or_default());
+            tag.put_u32(u32::try_from(11 + len).unwrap_or(u32::MAX));
+            tag.freeze()
+        })
+    }
 }
 
 /// What travels on a stream's fan-out channel.
@@ -321,6 +346,8 @@ impl Stream {
             keyframe,
             sequence_header,
             chunks: buf.freeze(),
+            payload: media.payload,
+            flv: Arc::default(),
         };
         self.cache(&mut state.cache, &frame);
         let _ = self.tx.send(StreamEvent::Frame(frame));

@@ -20,6 +20,16 @@ pub(crate) enum ConnTimer {
     Challenge,
     /// We were challenged: look at the kernel's evidence that our host is gone.
     ChallengeEvidence,
+    /// An HTTP request head must be complete by then (the first one within
+    /// `handshake_timeout`, the next ones within `[playback] idle_timeout`).
+    Request,
+    /// Queued output has not moved since then plus `play_stall_timeout` (HTTP viewers; an RTMP
+    /// session keeps its own).
+    WriteStall,
+    /// A viewer that came before the publisher stops waiting for one.
+    WaitPublisher,
+    /// A blocked HLS request (playlist reload, preload hint) is answered 503 then.
+    Blocked,
     /// Refresh the publisher's RTT, which a challenger's wait depends on (lazy).
     RttRefresh,
     /// Take a throughput sample for the admin API (lazy).
@@ -34,12 +44,33 @@ impl TimerKind for ConnTimer {
         Self::PeerCheck,
         Self::Challenge,
         Self::ChallengeEvidence,
+        Self::Request,
+        Self::WriteStall,
+        Self::WaitPublisher,
+        Self::Blocked,
         Self::RttRefresh,
         Self::RateSample,
     ];
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::MergeWindow => "merge_window",
+            Self::Linger => "linger",
+            Self::PeerCheck => "peer_check",
+            Self::Challenge => "challenge",
+            Self::ChallengeEvidence => "challenge_evidence",
+            Self::Request => "request",
+            Self::WriteStall => "write_stall",
+            Self::WaitPublisher => "wait_publisher",
+            Self::Blocked => "blocked",
+            Self::RttRefresh => "rtt_refresh",
+            Self::RateSample => "rate_sample",
+        }
     }
 
     /// Samples and RTT refreshes ride on wake-ups that happen anyway: an idle connection
@@ -50,4 +81,4 @@ impl TimerKind for ConnTimer {
 }
 
 /// The table of a connection's deadlines.
-pub(crate) type ConnDeadlines = Deadlines<ConnTimer, 8>;
+pub(crate) type ConnDeadlines = Deadlines<ConnTimer, 12>;

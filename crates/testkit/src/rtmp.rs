@@ -35,6 +35,14 @@ impl Drop for TempDir {
 
 pub use crate::skip::require_tool;
 
+/// The playback port beside an RTMP `listen` address: the same host, an ephemeral port.
+fn playback_listen(listen: &str) -> String {
+    let ip = listen
+        .parse::<SocketAddr>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+    SocketAddr::new(ip, 0).to_string()
+}
+
 /// A running `lifeline serve`, stopped on drop.
 #[derive(Debug)]
 pub struct Lifeline {
@@ -42,6 +50,8 @@ pub struct Lifeline {
     pub addr: SocketAddr,
     /// The admin HTTP address (API, metrics, dashboard), if `[http]` is enabled.
     pub http_addr: Option<SocketAddr>,
+    /// The playback address (HTTP-FLV, HLS, MP4), if `[playback]` is enabled.
+    pub playback_addr: Option<SocketAddr>,
     log: PathBuf,
     child: ChildGuard,
     dir: TempDir,
@@ -73,7 +83,9 @@ impl Lifeline {
             .arg("--listen")
             .arg(listen)
             .arg("--http")
-            .arg("127.0.0.1:0");
+            .arg("127.0.0.1:0")
+            .arg("--playback")
+            .arg(playback_listen(listen));
         cmd.env(
             "RUST_LOG",
             std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -82,6 +94,7 @@ impl Lifeline {
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: None,
+            playback_addr: None,
             log,
             child,
             dir,
@@ -93,11 +106,21 @@ impl Lifeline {
         server.addr = addr
             .parse()
             .unwrap_or_else(|_| panic!("no address in {line:?}"));
-        // The HTTP listener is bound right after the RTMP one, before anything is served.
+        // The playback and HTTP listeners are bound right after the RTMP one, before
+        // anything is served.
+        server.playback_addr = server
+            .wait_log("playback listening", Duration::from_millis(500))
+            .and_then(|l| l.rsplit("addr=").next()?.trim().parse().ok());
         server.http_addr = server
             .wait_log("HTTP listening", Duration::from_millis(500))
             .and_then(|l| l.rsplit("addr=").next()?.trim().parse().ok());
         server
+    }
+
+    /// `http://PLAYBACK_ADDR/PATH` (panics when playback is off).
+    pub fn playback_url(&self, path: &str) -> String {
+        let addr = self.playback_addr.expect("[playback] is enabled");
+        format!("http://{addr}/{path}")
     }
 
     /// `rtmp://ADDR/PATH`.

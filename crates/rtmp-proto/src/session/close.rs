@@ -34,6 +34,12 @@ pub enum CloseReason {
     Kicked,
     /// The server is shutting down.
     Shutdown,
+    /// A keep-alive HTTP connection stayed idle between requests for too long.
+    IdleTimeout,
+    /// An HLS session made no request for three target durations.
+    SessionExpired,
+    /// The exchange is over: an HTTP answer sent with `Connection: close`.
+    Completed,
 }
 
 impl CloseReason {
@@ -54,13 +60,24 @@ impl CloseReason {
             Self::TakenOver => "taken_over",
             Self::Kicked => "kicked",
             Self::Shutdown => "shutdown",
+            Self::IdleTimeout => "idle_timeout",
+            Self::SessionExpired => "session_expired",
+            Self::Completed => "completed",
         }
     }
 
     /// Whether the peer is judged dead or unwanted, so the socket should be reset (zero
     /// linger) rather than closed: the kernel then stops retransmitting into the void.
     pub fn wants_reset(&self) -> bool {
-        !matches!(self, Self::PeerClosed | Self::Refused(_) | Self::Shutdown)
+        !matches!(
+            self,
+            Self::PeerClosed
+                | Self::Refused(_)
+                | Self::Shutdown
+                | Self::IdleTimeout
+                | Self::SessionExpired
+                | Self::Completed
+        )
     }
 }
 

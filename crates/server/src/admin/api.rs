@@ -288,7 +288,7 @@ fn conn_view(c: &ConnControl, now: Instant) -> ConnView {
         queue_bytes: o.queue_bytes,
         fanout_lag: o.fanout_lag,
         next_deadline: o.next.map(|(t, at)| DeadlineView {
-            timer: t.label(),
+            timer: t,
             in_ms: signed_ms(at, now),
         }),
         closing,

@@ -10,6 +10,7 @@ mod http;
 mod limits;
 mod liveness;
 mod play;
+mod playback;
 mod publish;
 mod rtmp;
 
@@ -20,6 +21,7 @@ pub use http::HttpConfig;
 pub use limits::LimitsConfig;
 pub use liveness::LivenessConfig;
 pub use play::PlayConfig;
+pub use playback::PlaybackConfig;
 pub use publish::{OnDuplicate, PublishConfig};
 pub use rtmp::RtmpConfig;
 
@@ -71,6 +73,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[http]`: the admin API, metrics and dashboard.
     pub http: HttpConfig,
+    /// `[playback]`: HTTP-FLV, HLS and fragmented MP4 for browsers.
+    pub playback: PlaybackConfig,
     /// `[auth]`: static stream keys for publish (and optionally play).
     pub auth: AuthConfig,
     /// `[hooks]`: HTTP callbacks that authorise publish/play and hear when they end.
@@ -118,6 +122,7 @@ impl Config {
         self.play.validate()?;
         self.limits.validate()?;
         self.http.validate()?;
+        self.playback.validate()?;
         self.auth.validate()?;
         self.hooks.validate()
     }

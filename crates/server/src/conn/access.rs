@@ -3,38 +3,11 @@
 //! and the end-of-life notifications.
 
 use super::core::{RtmpConn, Waiting};
+use crate::access::{self, DENIED, Verdict};
 use crate::auth::{Action, Denial};
-use crate::hooks::{AccessRequest, Ended, HookCall, Notice};
+use crate::hooks::Notice;
 use rtmp_proto::session::CloseReason;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
-
-/// What the peer is told when refused: the details stay in our log.
-const DENIED: &str = "Not authorised.";
-
-/// A publish or play waiting for its hook.
-pub(crate) struct PendingHook {
-    action: Action,
-    name: String,
-    call: HookCall,
-    asked: Instant,
-}
-
-impl std::fmt::Debug for PendingHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingHook")
-            .field("action", &self.action)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PendingHook {
-    /// Resolves with the hook's answer, within `[hooks] timeout` (for the driver to await).
-    pub(crate) async fn answer(&mut self) -> Result<(), Denial> {
-        self.call.as_mut().await
-    }
-}
 
 impl RtmpConn {
     /// Steps one and two of a publish or play: the stream key, then the hook. Granted requests
@@ -47,29 +20,18 @@ impl RtmpConn {
         now: Instant,
     ) {
         let app = self.session.app().to_owned();
-        if let Err(why) = self.shared.config.auth.check(action, &app, &name, &query) {
-            self.deny(action, &name, &why, now);
-            return;
-        }
-        let request = AccessRequest {
+        match access::ask(
+            &self.shared,
+            &self.control,
             action,
-            app: &app,
-            stream: &name,
-            query: &query,
-            client_addr: self.control.peer,
-            conn_id: self.control.id,
-        };
-        match self.shared.hooks.authorize(&request) {
-            Some(call) => {
-                tracing::debug!(conn = self.control.id, stream = %name, action = action.label(), "asking the hook");
-                self.waiting = Waiting::Hook(PendingHook {
-                    action,
-                    name,
-                    call,
-                    asked: now,
-                });
-            }
-            None => self.access_granted(action, name, now),
+            &app,
+            name.clone(),
+            &query,
+            now,
+        ) {
+            Verdict::Granted => self.access_granted(action, name, now),
+            Verdict::Denied(why) => self.deny(action, &name, &why, now),
+            Verdict::Pending(hook) => self.waiting = Waiting::Hook(hook),
         }
     }
 
@@ -120,7 +82,13 @@ impl RtmpConn {
 
     /// A publisher or player ended while the connection goes on (unpublish, stop).
     pub(super) fn notify_done(&self, notice: Notice, reason: &str) {
-        self.shared.hooks.notify(notice, &self.ended(reason, false));
+        access::notify(
+            &self.shared,
+            &self.control,
+            notice,
+            self.held_for_hooks(),
+            reason,
+        );
     }
 
     /// The connection ended: the done notification of whatever it held, then on_close.
@@ -132,26 +100,14 @@ impl RtmpConn {
         if played {
             self.notify_done(Notice::PlayDone, label);
         }
-        self.shared
-            .hooks
-            .notify(Notice::Close, &self.ended(label, true));
+        self.notify_done(Notice::Close, label);
     }
 
-    fn ended<'a>(&'a self, reason: &'a str, whole_connection: bool) -> Ended<'a> {
-        let since = if whole_connection {
-            self.control.started
-        } else {
-            self.record.since
-        };
-        Ended {
+    fn held_for_hooks(&self) -> access::Held<'_> {
+        access::Held {
             app: self.session.app(),
             stream: self.record.stream_name.as_deref(),
-            client_addr: self.control.peer,
-            conn_id: self.control.id,
-            reason,
-            duration: since.elapsed(),
-            bytes_in: self.control.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.control.bytes_out.load(Ordering::Relaxed),
+            since: self.record.since,
         }
     }
 }

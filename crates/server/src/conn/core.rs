@@ -9,7 +9,7 @@
 //! decision is made here, on an explicit clock, with the kernel's evidence read through
 //! [`Kernel`] — so all of it is tested without sockets or root.
 
-use super::access::PendingHook;
+use crate::access::PendingHook;
 use crate::control::{ConnControl, ConnRole};
 
 use crate::evidence::Kernel;
@@ -245,6 +245,11 @@ impl RtmpConn {
                 ConnTimer::ChallengeEvidence => self.challenge_evidence(now, kernel),
                 // Lazy: never popped, acted on where the connection is awake anyway.
                 ConnTimer::RttRefresh | ConnTimer::RateSample => {}
+                // HTTP's: an RTMP session keeps its own request and stall deadlines.
+                ConnTimer::Request
+                | ConnTimer::WriteStall
+                | ConnTimer::WaitPublisher
+                | ConnTimer::Blocked => {}
             }
         }
         Ok(())

@@ -2,8 +2,8 @@
 //! fan-out message, a hook's answer, a newcomer's challenge, evidence that the incumbent we
 //! challenge is gone), and the entry point the accept loop spawns.
 
-use super::access::PendingHook;
 use super::core::{Held, RtmpConn, Waiting};
+use crate::access::PendingHook;
 use crate::auth::Denial;
 use crate::control::{ConnControl, LentSocket};
 use crate::driver::{ConnCore, drive, maybe};

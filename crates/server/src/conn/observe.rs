@@ -4,10 +4,9 @@
 
 use super::core::{Held, RtmpConn};
 use crate::control::{ConnRole, RATES_EVERY};
-use crate::evidence::{Kernel, refine_timeout};
+use crate::evidence::{CloseLine, Kernel, log_close, refine_timeout};
 use crate::timers::ConnTimer;
 use rtmp_proto::session::{CloseReason, Timer};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl RtmpConn {
@@ -44,7 +43,7 @@ impl RtmpConn {
                 .map(|at| (CloseReason::PingTimeout.label(), at + ping_timeout)),
         )
         .min_by_key(|&(_, at)| at);
-        let next = timers.next();
+        let next = timers.next().map(|(t, at)| (t.label(), at));
         let fanout_lag = match &self.held {
             Held::Stream(v) => v.lag(),
             _ => 0,
@@ -77,28 +76,13 @@ impl RtmpConn {
         let ended = self.release();
         let info = kernel.tcp_info().ok();
         let reason = refine_timeout(reason, info.as_ref());
-        let (last_ack_ms, unacked) = info.as_ref().map_or((-1, -1), |i| {
-            (i64::from(i.last_ack_recv_ms), i64::from(i.unacked))
-        });
-        let silent_ms = now
-            .saturating_duration_since(self.session.last_rx())
-            .as_millis();
-        // The last role held: "idle" if none was ever granted.
-        let role = self.record.last_held.map_or("idle", ConnRole::label);
-        tracing::info!(
-            conn = self.control.id,
-            peer = %self.control.peer,
-            role,
-            stream = self.record.stream_key.as_deref().unwrap_or("-"),
-            reason = %reason,
-            silent_ms,
-            last_ack_ms,
-            unacked,
-            bytes_in = self.control.bytes_in.load(Ordering::Relaxed),
-            bytes_out = self.control.bytes_out.load(Ordering::Relaxed),
-            age_ms = self.control.started.elapsed().as_millis(),
-            "close"
-        );
+        let line = CloseLine {
+            // The last role held: "idle" if none was ever granted.
+            role: self.record.last_held.map_or("idle", ConnRole::label),
+            stream: self.record.stream_key.as_deref(),
+            silent: now.saturating_duration_since(self.session.last_rx()),
+        };
+        log_close(&self.control, line, &reason, info.as_ref());
         self.notify_closed(ended, &reason);
         reason
     }

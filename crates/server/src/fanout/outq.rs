@@ -13,14 +13,41 @@ const MAX_IOV: usize = 64;
 pub(crate) struct OutQueue {
     bufs: VecDeque<Bytes>,
     len: usize,
+    /// Bytes at the tail pushed since the last [`Self::seal_chunk`] (HTTP chunked bodies).
+    open: usize,
+    /// Buffers those bytes are in.
+    open_bufs: usize,
 }
 
 impl OutQueue {
     pub(crate) fn push(&mut self, b: Bytes) {
         if !b.is_empty() {
             self.len += b.len();
+            self.open += b.len();
+            self.open_bufs += 1;
             self.bufs.push_back(b);
         }
+    }
+
+    /// Frames what was pushed since the last call as one HTTP/1.1 chunk (`size CRLF data
+    /// CRLF`), without copying it: a viewer's whole merge window becomes one chunk.
+    pub(crate) fn seal_chunk(&mut self) {
+        if self.open == 0 {
+            return;
+        }
+        let head = Bytes::from(format!("{:X}\r\n", self.open));
+        let at = self.bufs.len() - self.open_bufs;
+        self.len += head.len() + 2;
+        self.bufs.insert(at, head);
+        self.bufs.push_back(Bytes::from_static(b"\r\n"));
+        self.open = 0;
+        self.open_bufs = 0;
+    }
+
+    /// Forgets the open tail's framing state (what is queued is sent as it is).
+    pub(crate) fn seal_raw(&mut self) {
+        self.open = 0;
+        self.open_bufs = 0;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -53,6 +80,12 @@ impl OutQueue {
             }
             n -= front.len();
             self.bufs.pop_front();
+            // Written bytes were sealed before any write (see `seal_chunk`'s callers); keep
+            // the open tail's bookkeeping consistent if they were not.
+            if self.bufs.len() < self.open_bufs {
+                self.open_bufs = self.bufs.len();
+                self.open = self.len;
+            }
         }
     }
 }
@@ -74,5 +107,22 @@ mod tests {
         q.advance(3);
         assert!(q.is_empty());
         assert!(q.slices().is_empty());
+    }
+
+    #[test]
+    fn chunked_framing_wraps_the_open_tail_without_copying() {
+        let mut q = OutQueue::default();
+        q.push(Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        q.seal_raw();
+        q.push(Bytes::from_static(b"abc"));
+        q.push(Bytes::from_static(b"0123456789abcdef"));
+        q.seal_chunk();
+        q.seal_chunk();
+        let all: Vec<u8> = q.slices().iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(
+            all,
+            b"HTTP/1.1 200 OK\r\n\r\n13\r\nabc0123456789abcdef\r\n".to_vec()
+        );
+        assert_eq!(q.len(), all.len());
     }
 }
