@@ -76,11 +76,16 @@ fn config(flags: u8) -> Config {
 /// 5 = `set_wallclock`, 6/7 = video/audio with `[u32 absolute timestamp]` instead of the
 /// step. Op bit 3 puts a valid frame header before the body (bit 4: a keyframe).
 pub fn fuzz_mux(data: &[u8]) {
+    run(data);
+}
+
+/// [`fuzz_mux`], returning the checker (how many playlists were checked).
+fn run(data: &[u8]) -> Checker {
+    let mut checker = Checker::default();
     let Some((&flags, mut rest)) = data.split_first() else {
-        return;
+        return checker;
     };
     let mut seg = Segmenter::new(config(flags));
-    let mut checker = Checker::default();
     if flags & 4 != 0 {
         for (kind, body) in synthetic_headers() {
             let _ = seg.push(kind, 0, body);
@@ -110,13 +115,13 @@ pub fn fuzz_mux(data: &[u8]) {
         };
         let ts = if op & 7 >= 6 {
             let Some((b, tail)) = rest.split_first_chunk::<4>() else {
-                return;
+                break;
             };
             rest = tail;
             u32::from_be_bytes(*b)
         } else {
             let Some((b, tail)) = rest.split_first_chunk::<2>() else {
-                return;
+                break;
             };
             rest = tail;
             let step = i16::from_be_bytes(*b) as i32 as u32;
@@ -129,7 +134,7 @@ pub fn fuzz_mux(data: &[u8]) {
             *ts
         };
         let Some((len, tail)) = rest.split_first_chunk::<2>() else {
-            return;
+            break;
         };
         let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
         let (body, tail) = tail.split_at(len);
@@ -156,6 +161,7 @@ pub fn fuzz_mux(data: &[u8]) {
     }
     seg.end();
     checker.check(&seg);
+    checker
 }
 
 /// Invariants across successive states of one segmenter.
@@ -340,6 +346,19 @@ mod tests {
             }
         }
         assert!(total >= 5, "only {total} corpus files");
+    }
+
+    #[test]
+    fn seeds_reach_the_playlists() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/fmp4_mux");
+        for name in [
+            "ffmpeg-h264-aac",
+            "ffmpeg-discontinuity",
+            "ffmpeg-audio-only",
+        ] {
+            let data = std::fs::read(root.join(name)).unwrap();
+            assert!(run(&data).renders > 10, "{name} renders no playlist");
+        }
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! every segment and every segment's first part without errors. Skips loudly without
 //! ffmpeg (a failure under CI, which installs it).
 
+// Test helpers: a failed setup step should fail the test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Scratch, Tag, probe, read_flv, run};
