@@ -73,8 +73,10 @@ fn config(flags: u8) -> Config {
 /// headers first, bit 3 drops unsupported audio instead of refusing the stream. The rest is a
 /// list of operations `[op] ...`: op & 7 is 0/1 = video/audio message
 /// `[i16 timestamp step][u16 length][body]`, 2 = metadata, 3 = `discontinuity()`, 4 = `end()`,
-/// 5 = `set_wallclock`, 6/7 = video/audio with `[u32 absolute timestamp]` instead of the
-/// step. Op bit 3 puts a valid frame header before the body (bit 4: a keyframe).
+/// 5 = `set_wallclock` (or, with the top four bits set, a player request
+/// `[u64 msn][u64 part]` for `reload` and `lookup`), 6/7 = video/audio with
+/// `[u32 absolute timestamp]` instead of the step. Op bit 3 puts a valid frame header before
+/// the body (bit 4: a keyframe).
 pub fn fuzz_mux(data: &[u8]) {
     run(data);
 }
@@ -106,6 +108,22 @@ fn run(data: &[u8]) -> Checker {
             4 => {
                 seg.end();
                 checker.check(&seg);
+                continue;
+            }
+            _ if op & 0xf0 == 0xf0 => {
+                // A player's request: blocking reload directives and a part by name.
+                let Some((b, tail)) = rest.split_first_chunk::<16>() else {
+                    break;
+                };
+                rest = tail;
+                let (msn, part) = b.split_at(8);
+                let msn = u64::from_be_bytes(msn.try_into().unwrap_or_default());
+                let part = u64::from_be_bytes(part.try_into().unwrap_or_default());
+                let _ = seg.reload(Directives {
+                    msn: Some(msn),
+                    part: (op & 8 != 0).then_some(part),
+                });
+                let _ = seg.lookup(&format!("part-{msn}.{part}.m4s"));
                 continue;
             }
             _ => {

@@ -91,7 +91,7 @@ pub(crate) fn decide(view: &View<'_>, d: Directives) -> Reload {
         None => Reload::Wait,
         Some(part) if msn < building => match store.complete(msn) {
             // Past the last part of a complete segment means part 0 of the next one.
-            Some(seg) if part >= seg.parts.len() as u64 && msn + 1 == building => {
+            Some(seg) if part >= seg.parts.len() as u64 && msn.saturating_add(1) == building => {
                 if published > 0 {
                     Reload::Ready
                 } else {
@@ -103,13 +103,16 @@ pub(crate) fn decide(view: &View<'_>, d: Directives) -> Reload {
         },
         Some(part) => {
             let ahead = if msn == building {
-                (part + 1).saturating_sub(published)
+                part.saturating_add(1).saturating_sub(published)
             } else {
                 // The segment after the one being built: count the parts the current one
                 // probably still needs, from the targets.
                 let per_segment = view.target().as_nanos() / view.part_target.as_nanos().max(1);
                 let per_segment = u64::try_from(per_segment).unwrap_or(u64::MAX).max(1);
-                per_segment.saturating_sub(published) + part + 1
+                per_segment
+                    .saturating_sub(published)
+                    .saturating_add(part)
+                    .saturating_add(1)
             };
             if ahead == 0 {
                 Reload::Ready

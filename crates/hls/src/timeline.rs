@@ -51,15 +51,20 @@ impl Timeline {
         };
         let unwrapped = match t.last {
             None => i64::from(raw.wrapping_sub(origin) as i32),
-            Some((last_raw, last)) => last + i64::from(raw.wrapping_sub(last_raw) as i32),
+            Some((last_raw, last)) => {
+                last.saturating_add(i64::from(raw.wrapping_sub(last_raw) as i32))
+            }
         };
         t.last = Some((raw, unwrapped));
-        let wanted = i64::try_from(base).unwrap_or(i64::MAX) + unwrapped + t.offset;
+        let wanted = i64::try_from(base)
+            .unwrap_or(i64::MAX)
+            .saturating_add(unwrapped)
+            .saturating_add(t.offset);
         let out = match t.out {
             None => {
                 // A track starting (slightly) before the origin starts at the origin.
                 if wanted < 0 {
-                    t.offset -= wanted;
+                    t.offset = t.offset.saturating_sub(wanted);
                 }
                 u64::try_from(wanted).unwrap_or(0)
             }
@@ -68,7 +73,11 @@ impl Timeline {
                 let step = wanted.saturating_sub(prev_i);
                 if !(-MAX_BACKWARD_MS..=MAX_FORWARD_MS).contains(&step) {
                     let next = prev.saturating_add(t.step.max(1));
-                    t.offset += i64::try_from(next).unwrap_or(i64::MAX) - wanted;
+                    t.offset = t.offset.saturating_add(
+                        i64::try_from(next)
+                            .unwrap_or(i64::MAX)
+                            .saturating_sub(wanted),
+                    );
                     next
                 } else if step <= 0 {
                     prev.saturating_add(1)

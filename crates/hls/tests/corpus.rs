@@ -148,5 +148,13 @@ fn write_fuzz_corpus() {
         synth.extend_from_slice(&[0, 0, 0, 4, 0x41, i, i, i]);
         synth.extend_from_slice(&[0x09, 0, 21, 0, 3, 0x21, 0x10, i]);
     }
-    write("synthetic-headers-and-frames", synth);
+    write("synthetic-headers-and-frames", synth.clone());
+    // The same with player requests in between: reload directives and part lookups.
+    let mut requests = synth;
+    for (msn, part) in [(0u64, 0u64), (1, 7), (u64::MAX, u64::MAX), (2, 0)] {
+        requests.push(0xfd);
+        requests.extend_from_slice(&msn.to_be_bytes());
+        requests.extend_from_slice(&part.to_be_bytes());
+    }
+    write("synthetic-player-requests", requests);
 }

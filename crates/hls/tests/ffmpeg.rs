@@ -234,3 +234,73 @@ fn hevc_from_ffmpeg_plays_back() {
     eprintln!("hevc: {} segments, {video} video frames", segments.len());
     assert_eq!(video, 120);
 }
+
+#[test]
+fn av1_opus_from_ffmpeg_plays_back() {
+    if !tools("av1_opus_from_ffmpeg_plays_back") {
+        return;
+    }
+    let dir = Scratch::new("av1");
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+            "-t",
+            "4",
+            "-c:v",
+            "libaom-av1",
+            "-cpu-used",
+            "8",
+            "-usage",
+            "realtime",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "obu",
+            "in.obu",
+        ],
+        &dir.0,
+    );
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            "4",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "48k",
+            "-f",
+            "ogg",
+            "in.opus",
+        ],
+        &dir.0,
+    );
+    let video = common::obu::av1_tags(&std::fs::read(dir.path("in.obu")).unwrap(), 30);
+    let audio = common::obu::opus_tags(&std::fs::read(dir.path("in.opus")).unwrap());
+    let mut seg = Segmenter::new(Config::default());
+    feed(&mut seg, &common::obu::interleave(video, audio));
+    assert_eq!(seg.codecs().as_deref(), Some("av01.0.00M.08,opus"));
+    let segments = write_out(&seg, &dir.0);
+    assert_eq!(segments.len(), 4);
+    let (video, audio) = check_decodes(&seg, &dir.0, &segments, true);
+    eprintln!(
+        "av1/opus: {} segments, {video} video and {audio} audio frames",
+        segments.len()
+    );
+    assert_eq!(video, 120);
+    assert!(audio >= 195, "{audio} Opus packets (4 s of 20 ms is 200)");
+}

@@ -169,6 +169,19 @@ fn blocking_reload_decisions() {
     // Segment 1 has five parts; its "part 5" is part 0 of segment 2, which exists.
     assert_eq!(reload(&seg, Some(1), Some(4)), Reload::Ready);
     assert_eq!(reload(&seg, Some(1), Some(5)), Reload::Ready);
+    // Hostile numbers are refused, not overflowed.
+    assert!(matches!(
+        reload(&seg, Some(u64::MAX), Some(u64::MAX)),
+        Reload::BadRequest(_)
+    ));
+    assert!(matches!(
+        reload(&seg, Some(2), Some(u64::MAX)),
+        Reload::BadRequest(_)
+    ));
+    assert!(matches!(
+        reload(&seg, Some(3), Some(u64::MAX)),
+        Reload::BadRequest(_)
+    ));
     // Aged-out and old requests are answered at once.
     assert_eq!(reload(&seg, Some(0), Some(99)), Reload::Ready);
     // Waiting requests become ready as parts arrive.

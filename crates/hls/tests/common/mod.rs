@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod annexb;
+pub(crate) mod obu;
 
 use bytes::Bytes;
 use lifeline_hls::FrameKind;
