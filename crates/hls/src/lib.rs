@@ -17,12 +17,27 @@
 //! AAC, Enhanced RTMP `avc1`/`hvc1`/`av01` video and `mp4a`/`Opus` audio. Anything else gives
 //! [`UnsupportedCodec`], which the server turns into "415" for HLS.
 //!
-//! **Timescales**: video 90 kHz, audio its sample rate (see [`mp4`]'s init docs). Times are
-//! rebased to start at 0, the 32-bit wrap is handled, and junk steps are contained per track.
+//! **Timescales**: video 90 kHz (milliseconds convert exactly), audio its sample rate (AAC
+//! frames are exactly 1024 ticks, Opus packets their sample count; millisecond timestamps
+//! are snapped to whole frames while they agree to within half a frame). Times are rebased
+//! to start at 0, the 32-bit wrap is handled, and junk steps are contained per track.
+//!
+//! **Start**: a run (one init segment) starts at the first video keyframe once the audio
+//! sequence header is in too, or 1 s later as video-only; audio with no video configuration
+//! for 1 s starts an audio-only run. A changed sequence header or [`Segmenter::discontinuity`]
+//! closes the run; the next segment gets `EXT-X-DISCONTINUITY` and a new `EXT-X-MAP`.
 //!
 //! **Cutting**: segments at video keyframes once `segment_duration` is reached; parts of at
 //! most `part_duration`, `INDEPENDENT` when they start with a keyframe; audio-only streams
-//! by duration; hard caps on segment length, bytes and part count so memory stays bounded.
+//! by duration; hard caps on segment length, bytes and part count so memory stays bounded
+//! (see [`Config`]). `EXT-X-TARGETDURATION` is the configured duration or the longest
+//! segment so far, rounded up, and never decreases.
+//!
+//! **Serving**: [`Segmenter::status`] first ([`Status::Unsupported`] → 415 with its text);
+//! playlists with [`Segmenter::media_playlist`] / [`Segmenter::multivariant_playlist`];
+//! `_HLS_msn`/`_HLS_part` via [`Directives::from_query`] and [`Segmenter::reload`]
+//! (`Wait` → park until an [`Update`] with `parts > 0`, at most
+//! [`Segmenter::blocking_timeout`], then 503); media by name with [`Segmenter::lookup`].
 //!
 //! **Names**: `init-<n>.mp4`, `seg-<msn>.m4s`, `part-<msn>.<i>.m4s`; playlists write them
 //! through a caller-supplied [`UriTemplate`]. Media sequence numbers and init ids are `u64`

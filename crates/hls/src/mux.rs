@@ -24,6 +24,8 @@ use std::time::Duration;
 pub(crate) const MAX_PARTS: u32 = 256;
 /// Primary samples in one part before it is cut regardless.
 pub(crate) const MAX_PART_SAMPLES: usize = 1024;
+/// Duration of a video frame that never had a successor nor a predecessor: 1/30 s at 90 kHz.
+const LONE_FRAME_TICKS: u32 = 3000;
 /// Secondary samples waiting for a part before the oldest are dropped.
 pub(crate) const MAX_WAITING: usize = 1024;
 
@@ -234,7 +236,7 @@ impl Fragmenter {
     /// segment is closed.
     pub(crate) fn flush(&mut self, fallback_audio: u32, out: &mut Vec<Out>) {
         let fallback = if self.primary.video {
-            u32::try_from(self.part_ticks / 6).unwrap_or(1)
+            LONE_FRAME_TICKS
         } else {
             fallback_audio
         };

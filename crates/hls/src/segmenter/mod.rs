@@ -236,7 +236,8 @@ impl Segmenter {
         render_multivariant(&self.view(), self.variant.as_ref()?, media_uri)
     }
 
-    /// Whether a playlist request with these delivery directives can be answered now.
+    /// Whether a playlist request with these delivery directives can be answered now. (For
+    /// an unsupported stream this says `Ready`: check [`status`](Self::status) first.)
     pub fn reload(&self, directives: Directives) -> Reload {
         if self.unsupported.is_some() {
             return Reload::Ready;

@@ -59,10 +59,12 @@ impl Segmenter {
                     self.start_run(true, v0);
                 }
             }
-            (None, Some(a0)) if self.video.is_none() && self.audio.is_some() => {
-                if now.saturating_sub(a0) >= START_WAIT_MS {
-                    self.start_run(false, a0);
-                }
+            (None, Some(a0))
+                if self.video.is_none()
+                    && self.audio.is_some()
+                    && now.saturating_sub(a0) >= START_WAIT_MS =>
+            {
+                self.start_run(false, a0);
             }
             _ => {}
         }

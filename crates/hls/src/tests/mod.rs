@@ -405,3 +405,44 @@ fn end_flushes_the_last_segment() {
         Err(PushError::Ended)
     );
 }
+
+#[test]
+fn a_late_audio_header_joins_the_first_init() {
+    let mut seg = Segmenter::new(config());
+    seg.push(FrameKind::Video, 0, avc_header()).unwrap();
+    for i in 0..4u32 {
+        seg.push(FrameKind::Video, i * 33, video_frame(i == 0, 500))
+            .unwrap();
+    }
+    assert_eq!(seg.stats().inits, 0, "waiting for the audio header");
+    let mut p = Publisher::new(30.0, 30);
+    p.video = false;
+    p.headers(&mut seg);
+    assert_eq!(seg.stats().inits, 1);
+    p.run(&mut seg, 100.0, &mut Checker::default());
+    for i in 4..90u32 {
+        seg.push(FrameKind::Video, i * 33, video_frame(i % 30 == 0, 500))
+            .unwrap();
+    }
+    assert_eq!(seg.stats().inits, 1);
+    assert_eq!(seg.codecs().as_deref(), Some("avc1.64000d,mp4a.40.2"));
+    assert!(seg.store().segments.iter().all(|s| !s.discontinuity));
+    // From the first keyframe; the one at 990 ms is short of the 1 s target, so the first
+    // cut is at the keyframe at 1980 ms.
+    assert_eq!(segment_ms(&seg), [1980]);
+}
+
+#[test]
+fn video_only_streams_start_after_a_second_with_nothing_lost() {
+    let mut seg = Segmenter::new(config());
+    let mut p = Publisher::new(30.0, 30);
+    p.audio = false;
+    p.headers(&mut seg);
+    p.run(&mut seg, 990.0, &mut Checker::default());
+    assert_eq!(seg.stats().inits, 0);
+    p.run(&mut seg, 3100.0, &mut Checker::default());
+    assert_eq!(seg.stats().inits, 1);
+    assert_eq!(segment_ms(&seg), [1000, 1000, 1000]);
+    assert_eq!(seg.stats().dropped_frames, 0);
+    assert_eq!(seg.codecs().as_deref(), Some("avc1.64000d"));
+}
