@@ -299,6 +299,34 @@ mod tests {
     }
 
     #[test]
+    fn sequence_headers_in_every_form() {
+        use crate::codec::{VideoCodec, hevc_test_record};
+        let cases = [
+            (vec![0x17, 0, 0, 0, 0], avc_test_record(), VideoCodec::Avc),
+            (b"\x90avc1".to_vec(), avc_test_record(), VideoCodec::Avc),
+            // Legacy codec id 12: the common (pre-Enhanced RTMP) HEVC extension.
+            (vec![0x1c, 0, 0, 0, 0], hevc_test_record(), VideoCodec::Hevc),
+            (b"\x90hvc1".to_vec(), hevc_test_record(), VideoCodec::Hevc),
+        ];
+        for (head, record, codec) in cases {
+            let body = Bytes::from([&head[..], &record[..]].concat());
+            let Ok(VideoTag::Config(cfg)) = parse_video(&body) else {
+                panic!("{head:02x?}");
+            };
+            assert_eq!((cfg.codec, cfg.width, cfg.height), (codec, 320, 240));
+            assert_eq!(cfg.record, record);
+        }
+        // ModEx before a SequenceStart, and a truncated record.
+        let mut modex = b"\x97\x02\x00\x01\x02\x00avc1".to_vec();
+        modex.extend_from_slice(&avc_test_record());
+        assert!(matches!(
+            parse_video(&Bytes::from(modex)),
+            Ok(VideoTag::Config(_))
+        ));
+        assert!(parse_video(&Bytes::from_static(b"\x90avc1\x01\x64")).is_err());
+    }
+
+    #[test]
     fn enhanced_tags() {
         let frame = Bytes::from_static(b"\x91hvc1\x00\x00\x21\x00\x00\x00\x02\x26\x01");
         assert_eq!(

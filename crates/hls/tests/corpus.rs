@@ -140,6 +140,94 @@ fn write_fuzz_corpus() {
         })
         .collect();
     write("ffmpeg-timestamp-wrap", encode(0, &wrap));
+    // HEVC (Enhanced RTMP, built from x265's Annex B) and AV1 + Opus, 1.2 s each.
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=30",
+            "-t",
+            "1.2",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-x265-params",
+            "log-level=error:keyint=15:min-keyint=15:bframes=0:aud=1:scenecut=0",
+            "-f",
+            "hevc",
+            "in.hevc",
+        ],
+        &dir.0,
+    );
+    let hevc = common::annexb::hevc_tags(&std::fs::read(dir.path("in.hevc")).unwrap(), 30);
+    write(
+        "ffmpeg-hevc",
+        encode(0, &hevc.into_iter().map(Some).collect::<Vec<_>>()),
+    );
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=30",
+            "-t",
+            "1.2",
+            "-c:v",
+            "libaom-av1",
+            "-cpu-used",
+            "8",
+            "-usage",
+            "realtime",
+            "-g",
+            "15",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "50k",
+            "-f",
+            "obu",
+            "in.obu",
+        ],
+        &dir.0,
+    );
+    run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            "1.2",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "24k",
+            "-f",
+            "ogg",
+            "in.opus",
+        ],
+        &dir.0,
+    );
+    let av1 = common::obu::av1_tags(&std::fs::read(dir.path("in.obu")).unwrap(), 30);
+    let opus = common::obu::opus_tags(&std::fs::read(dir.path("in.opus")).unwrap());
+    let both = common::obu::interleave(av1, opus);
+    write(
+        "ffmpeg-av1-opus",
+        encode(0, &both.into_iter().map(Some).collect::<Vec<_>>()),
+    );
     // Synthetic headers (flag bit 2) and frames with generated headers (op bit 3/4): a
     // keyframe then 120 inter frames 33 ms apart, audio 21 ms apart.
     let mut synth = vec![4u8];

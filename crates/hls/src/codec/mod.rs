@@ -91,3 +91,9 @@ pub(crate) fn avc_test_record() -> Bytes {
     record.extend_from_slice(&[1, 0, 4, 0x68, 0xeb, 0xe3, 0xcb]);
     Bytes::from(record)
 }
+
+/// An `hvcC` for 320x240 Main built around real x265 parameter sets, for tests.
+#[cfg(test)]
+pub(crate) fn hevc_test_record() -> Bytes {
+    hevc::tests::record(hevc::tests::SPS_320X240)
+}
