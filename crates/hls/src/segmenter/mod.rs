@@ -153,8 +153,10 @@ impl Segmenter {
     }
 
     /// Feeds one media message: `timestamp` is the RTMP timestamp (ms, the decode time) and
-    /// `payload` the FLV tag body. An error means the message was not used; the segmenter
-    /// carries on either way.
+    /// `payload` the FLV tag body (zero-copy: frames are slices of it). An error means the
+    /// message was not used; the segmenter carries on either way. A first
+    /// [`PushError::Unsupported`] also closes the segment in progress, so wake parked requests
+    /// on it too: they will find [`Status::Unsupported`].
     pub fn push(
         &mut self,
         kind: FrameKind,
@@ -288,6 +290,16 @@ impl Segmenter {
     /// RFC 6381 codecs of the current tracks, e.g. `avc1.64001f,mp4a.40.2`.
     pub fn codecs(&self) -> Option<String> {
         self.variant.as_ref().map(|v| v.codecs.clone())
+    }
+
+    /// The newest video sequence header, parsed (size, codecs string, record).
+    pub fn video_config(&self) -> Option<&VideoConfig> {
+        self.video.as_ref()
+    }
+
+    /// The newest audio sequence header, parsed (rate, channels, codecs string).
+    pub fn audio_config(&self) -> Option<&AudioConfig> {
+        self.audio.as_ref()
     }
 
     /// Bytes held for this stream: kept segments, parts, inits and queued samples.

@@ -126,6 +126,13 @@ fn multivariant_playlist() {
         .unwrap();
     assert!((190_000..260_000).contains(&bw), "{bw}");
     assert_eq!(lines[3], "live.m3u8?s=1");
+    let video = seg.video_config().unwrap();
+    assert_eq!(
+        (video.width, video.height, video.codecs.as_str()),
+        (320, 240, "avc1.64000d")
+    );
+    let audio = seg.audio_config().unwrap();
+    assert_eq!((audio.sample_rate, audio.channels), (48000, 2));
 }
 
 #[test]
