@@ -70,6 +70,7 @@ pub use error::{Malformed, PushError, Track, UnsupportedCodec};
 pub use names::{Resource, UriTemplate};
 pub use reload::{Directives, Reload};
 pub use segmenter::{FrameKind, Lookup, Segmenter, Stats, Status, Update};
+pub use store::NextPart;
 
 /// `Content-Type` of playlists.
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";

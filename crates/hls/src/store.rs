@@ -20,6 +20,24 @@ pub(crate) struct Part {
     pub(crate) bytes: Bytes,
 }
 
+/// What [`Store::part_after`] finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextPart {
+    /// The next part, with the init segment it needs.
+    Ready {
+        /// Its segment's media sequence number.
+        msn: u64,
+        /// Its index in the segment.
+        index: u32,
+        /// The id of the init segment it needs.
+        init: u64,
+        /// Its bytes (`moof` + `mdat`, `styp` first at a segment start).
+        bytes: Bytes,
+    },
+    /// Not published yet: ask again after an [`Update`](crate::Update) with parts.
+    Pending,
+}
+
 /// A media segment, complete or in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Segment {
@@ -204,6 +222,47 @@ impl Store {
         }
     }
 
+    /// The published part after `after` in publishing order, or — for `None`, or when
+    /// `after` aged out — the newest part that starts with a keyframe, so a reader joins (or
+    /// rejoins) where it can decode at once.
+    pub(crate) fn part_after(&self, after: Option<(u64, u32)>) -> NextPart {
+        let segs = || self.segments.iter().chain(&self.open);
+        let seg_of = |msn: u64| segs().find(|s| s.msn == msn);
+        let found = |seg: &Segment, index: usize| {
+            seg.parts.get(index).map(|p| NextPart::Ready {
+                msn: seg.msn,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                init: seg.init,
+                bytes: p.bytes.clone(),
+            })
+        };
+        if let Some((msn, index)) = after
+            && let Some(seg) = seg_of(msn)
+        {
+            let next = usize::try_from(index)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            if let Some(ready) = found(seg, next) {
+                return ready;
+            }
+            // The end of its segment: the first part of the next one, when it exists.
+            if self.open.as_ref().is_some_and(|o| o.msn == msn) {
+                return NextPart::Pending;
+            }
+            return match seg_of(msn + 1) {
+                Some(next) => found(next, 0).unwrap_or(NextPart::Pending),
+                None => NextPart::Pending,
+            };
+        }
+        let newest_key = segs()
+            .rev()
+            .find_map(|s| s.parts.iter().rposition(|p| p.independent).map(|i| (s, i)));
+        match newest_key {
+            Some((seg, index)) => found(seg, index).unwrap_or(NextPart::Pending),
+            None => NextPart::Pending,
+        }
+    }
+
     /// Bytes held for players.
     pub(crate) fn held(&self) -> usize {
         let inits: usize = self.inits.iter().map(|(_, b)| b.len()).sum();
@@ -265,5 +324,51 @@ mod tests {
         assert!(s.get(Resource::Init(2)).is_some());
         assert_eq!(s.get(Resource::Part(1, 0)), None);
         assert_eq!(s.held(), 2 * 4 + 2);
+    }
+
+    #[test]
+    fn a_reader_joins_at_the_newest_keyframe_and_follows_every_part() {
+        let mut s = Store::new(3);
+        assert_eq!(s.part_after(None), NextPart::Pending);
+        s.add_init(0, Bytes::from_static(b"init0"));
+        s.begin(0, false, None, part(b"k0"));
+        s.push(part(b"p1"));
+        s.begin(0, false, None, part(b"k2"));
+        s.push(part(b"p3"));
+        let key = |p: &NextPart| match p {
+            NextPart::Ready {
+                msn, index, bytes, ..
+            } => Some((*msn, *index, bytes.clone())),
+            NextPart::Pending => None,
+        };
+        let first = s.part_after(None);
+        assert_eq!(key(&first), Some((1, 0, Bytes::from_static(b"k2"))));
+        assert_eq!(
+            key(&s.part_after(Some((1, 0)))),
+            Some((1, 1, Bytes::from_static(b"p3")))
+        );
+        assert_eq!(
+            s.part_after(Some((1, 1))),
+            NextPart::Pending,
+            "the open segment's end"
+        );
+        assert_eq!(
+            key(&s.part_after(Some((0, 1)))),
+            Some((1, 0, Bytes::from_static(b"k2")))
+        );
+        s.begin(0, false, None, part(b"k4"));
+        assert_eq!(
+            key(&s.part_after(Some((1, 1)))),
+            Some((2, 0, Bytes::from_static(b"k4")))
+        );
+        for _ in 0..5 {
+            s.begin(0, false, None, part(b"k"));
+        }
+        let rejoin = key(&s.part_after(Some((1, 1)))).map(|(m, i, _)| (m, i));
+        assert_eq!(
+            rejoin,
+            Some((7, 0)),
+            "aged out: rejoin at the newest keyframe"
+        );
     }
 }

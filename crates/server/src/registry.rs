@@ -357,6 +357,29 @@ impl Registry {
         })
     }
 
+    /// Counts a viewer of `app/name` that does not read the fan-out ring (an HLS session: it
+    /// reads the stream's segmenter), under the same limits as a player.
+    pub fn try_watch(self: &Arc<Self>, app: &str, name: &str) -> Result<PlayerGuard, LimitRefusal> {
+        let key = stream_key(app, name);
+        let max = self.config.limits.max_players_per_stream;
+        let attached = self.with_stream(&key, |stream, state| {
+            (state.players < max).then(|| {
+                state.players += 1;
+                PlayerGuard {
+                    registry: self.clone(),
+                    stream: stream.clone(),
+                }
+            })
+        })?;
+        attached.ok_or_else(|| {
+            let limit = LimitRefusal {
+                key: LimitKey::MaxPlayersPerStream,
+                limit: max,
+            };
+            self.refuse(limit, &key)
+        })
+    }
+
     /// Attaches a player to `app/name`, publisher or not, whatever the limits (tests, benches).
     pub fn play(self: &Arc<Self>, app: &str, name: &str) -> (PlayerGuard, Subscription) {
         let key = stream_key(app, name);

@@ -10,7 +10,7 @@ use rtmp_proto::session::CloseReason;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,6 @@ struct Accepting {
     shared: Arc<Shared>,
     limits: AcceptLimits,
     tracker: TaskTracker,
-    next_id: AtomicU64,
     socket_liveness: liveness::SocketLiveness,
     shutdown: CancellationToken,
 }
@@ -84,7 +83,6 @@ impl Server {
         let accepting = Arc::new(Accepting {
             limits: AcceptLimits::new(&self.shared.config.limits, refusals.clone()),
             tracker: TaskTracker::new(),
-            next_id: AtomicU64::new(1),
             socket_liveness: self.shared.config.socket_liveness(),
             shutdown: self.shutdown.clone(),
             shared: self.shared.clone(),
@@ -103,12 +101,17 @@ impl Server {
                 None => std::future::pending().await,
             }
         };
+        let reaper = tokio::spawn(crate::playback::reap_sessions(
+            self.shared.clone(),
+            self.shutdown.clone(),
+        ));
         tokio::select! {
             () = self.shutdown.cancelled() => {}
             () = rtmp => {}
             () = playback => {}
             () = flush => {}
         }
+        let _ = reaper.await;
         accepting.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, accepting.tracker.wait())
             .await
@@ -147,7 +150,7 @@ async fn accept_loop<F, Fut>(
         if let Err(e) = prepare(&stream, &accepting.socket_liveness) {
             tracing::warn!(%peer, "socket options not applied: {e}");
         }
-        let id = accepting.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = accepting.shared.next_id();
         let control = Arc::new(ConnControl::speaking(
             protocol,
             id,

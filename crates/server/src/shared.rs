@@ -6,7 +6,9 @@ use crate::hooks::Hooks;
 use crate::live::LiveTable;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::sessions::HlsSessions;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The server's shared state.
 #[derive(Debug)]
@@ -21,6 +23,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The `[hooks]` client (decisions and end-of-life notifications).
     pub hooks: Arc<Hooks>,
+    /// Open HLS sessions.
+    pub sessions: HlsSessions,
+    /// The next connection (or session) id.
+    next_id: AtomicU64,
 }
 
 impl Shared {
@@ -34,7 +40,14 @@ impl Shared {
             live: Arc::default(),
             metrics,
             config,
+            sessions: HlsSessions::default(),
+            next_id: AtomicU64::new(1),
         })
+    }
+
+    /// A fresh id for a connection or an HLS session, unique within this server.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The Prometheus text exposition of this server.

@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::control::ConnControl;
+use crate::hls::HlsStream;
 use crate::util::lock;
 use bytes::{BufMut, Bytes, BytesMut};
 use rtmp_proto::chunk::{ChunkWriter, MessageHeader};
@@ -227,6 +228,10 @@ pub(crate) struct StreamState {
     ts_offset: u32,
     /// The next frame is the first of a new publisher: rebase its timestamps.
     rebase_pending: bool,
+    /// Low-latency HLS, while someone watches over HLS or MP4.
+    hls: Option<Arc<HlsStream>>,
+    /// The [`HlsUse`]s alive; the last one to go ends `hls`.
+    hls_users: usize,
     last_out_ts: Option<u32>,
 }
 
@@ -240,6 +245,32 @@ pub struct Stream {
     writer: ChunkWriter,
     gop_cache: bool,
     gop_cache_max_bytes: usize,
+    hls_config: lifeline_hls::Config,
+}
+
+/// A viewer's hold on its stream's HLS state (an HLS session, an MP4 viewer); the last one
+/// dropped ends the segmenter and frees its memory.
+#[derive(Debug)]
+pub(crate) struct HlsUse {
+    stream: Arc<Stream>,
+    hls: Arc<HlsStream>,
+}
+
+impl HlsUse {
+    /// The stream's HLS state.
+    pub(crate) fn hls(&self) -> &Arc<HlsStream> {
+        &self.hls
+    }
+}
+
+impl Drop for HlsUse {
+    fn drop(&mut self) {
+        let mut state = self.stream.lock();
+        state.hls_users = state.hls_users.saturating_sub(1);
+        if state.hls_users == 0 {
+            state.hls = None;
+        }
+    }
 }
 
 /// A player's start: what to send first, and the channel for everything after.
@@ -269,11 +300,43 @@ impl Stream {
                 cache: GopCache::default(),
                 ts_offset: 0,
                 rebase_pending: false,
+                hls: None,
+                hls_users: 0,
                 last_out_ts: None,
             }),
             writer,
             gop_cache: config.play.gop_cache,
             gop_cache_max_bytes: config.play.gop_cache_max_bytes,
+            hls_config: lifeline_hls::Config {
+                segment_duration: config.playback.hls_segment_duration,
+                part_duration: config.playback.hls_part_duration,
+                segment_count: config.playback.hls_segment_count,
+                ..lifeline_hls::Config::default()
+            },
+        }
+    }
+
+    /// Starts (or joins) the stream's HLS state. A new segmenter is primed with the cached
+    /// start (metadata, sequence headers, the current GOP), so the first playlist is ready
+    /// as soon as the GOP reaches a part.
+    pub(crate) fn use_hls(self: &Arc<Self>) -> HlsUse {
+        let mut state = self.lock();
+        state.hls_users += 1;
+        let hls = match &state.hls {
+            Some(h) => h.clone(),
+            None => {
+                let h = Arc::new(HlsStream::new(self.hls_config.clone()));
+                let cache = &state.cache;
+                for f in cache.headers().chain(&cache.gop) {
+                    h.push(f.kind, f.timestamp, f.payload.clone());
+                }
+                state.hls = Some(h.clone());
+                h
+            }
+        };
+        HlsUse {
+            stream: self.clone(),
+            hls,
         }
     }
 
@@ -288,6 +351,9 @@ impl Stream {
         state.media = MediaInfo::default();
         state.cache = GopCache::default();
         state.rebase_pending = true;
+        if let Some(hls) = &state.hls {
+            hls.discontinuity();
+        }
         let _ = self.tx.send(StreamEvent::Published);
     }
 
@@ -350,6 +416,9 @@ impl Stream {
             flv: Arc::default(),
         };
         self.cache(&mut state.cache, &frame);
+        if let Some(hls) = &state.hls {
+            hls.push(frame.kind, frame.timestamp, frame.payload.clone());
+        }
         let _ = self.tx.send(StreamEvent::Frame(frame));
     }
 

@@ -12,7 +12,7 @@ use crate::mux::Fragmenter;
 use crate::names::{Resource, UriTemplate};
 use crate::playlist::{VariantInfo, View, render_media, render_multivariant};
 use crate::reload::{Directives, Reload, decide};
-use crate::store::Store;
+use crate::store::{NextPart, Store};
 use crate::timeline::{AudioClock, Timeline};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -280,6 +280,13 @@ impl Segmenter {
         let longest = ceil(self.store.longest.saturating_sub(TARGET_SLACK));
         let wanted = ceil(self.config.segment_duration).max(longest).max(1);
         u64::try_from(wanted).unwrap_or(u64::MAX)
+    }
+
+    /// The part to send after `after` to a reader that takes every part in order (a
+    /// fragmented-MP4 stream for Media Source Extensions): see [`NextPart`]. `None`, or a
+    /// part that aged out, gives the newest part that starts with a keyframe.
+    pub fn part_after(&self, after: Option<(u64, u32)>) -> NextPart {
+        self.store.part_after(after)
     }
 
     /// The newest published part: (media sequence number, part index).

@@ -10,7 +10,7 @@ use crate::access::{self, PendingHook, Verdict};
 use crate::auth::{Action, Denial};
 use crate::control::{ConnControl, ConnRole, Protocol};
 use crate::evidence::{Kernel, PEER_CHECK_EVERY, PeerCheck, peer_check};
-use crate::fanout::{OutQueue, Pacing, Viewer};
+use crate::fanout::{OUT_HIGH_WATER, OutQueue, Pacing, Viewer};
 use crate::shared::Shared;
 use crate::stream::StreamEvent;
 use crate::timers::{ConnDeadlines, ConnTimer};
@@ -37,6 +37,10 @@ pub(super) enum Phase {
     },
     /// A live body: an HTTP-FLV viewer.
     Live(Live),
+    /// A live body: a fragmented-MP4 viewer.
+    Mp4(super::mp4::Mp4Live),
+    /// An HLS request waiting for the segmenter.
+    Blocked(super::hls::Blocked),
 }
 
 /// A live body and the viewer feeding it.
@@ -99,12 +103,14 @@ impl HttpConn {
             Phase::Head => self.next_request(now),
             // Nothing is expected while a body streams: what comes is dropped, so it cannot
             // pile up (a peer's FIN still ends the connection).
-            Phase::Live(_) => self.inbuf.clear(),
+            Phase::Live(_) | Phase::Mp4(_) => self.inbuf.clear(),
             // A pipelined request waits its turn, within the head bound.
-            Phase::Hook(..) | Phase::Answer { .. } if self.inbuf.len() > request::MAX_HEAD => {
+            Phase::Hook(..) | Phase::Answer { .. } | Phase::Blocked(_)
+                if self.inbuf.len() > request::MAX_HEAD =>
+            {
                 self.refuse(&Refusal::HeadTooLarge, now);
             }
-            Phase::Hook(..) | Phase::Answer { .. } => {}
+            Phase::Hook(..) | Phase::Answer { .. } | Phase::Blocked(_) => {}
         }
         self.settle(now);
         Ok(())
@@ -130,10 +136,15 @@ impl HttpConn {
 
     fn dispatch(&mut self, req: Request, now: Instant) {
         let stream = match &req.route {
-            Route::Flv(s) => s.clone(),
-            Route::Mp4(_) | Route::HlsIndex(_) | Route::HlsSession { .. } => {
-                return self.answer_error(404, "not served yet", req.keep_alive, now);
+            Route::HlsSession {
+                stream,
+                session,
+                file,
+            } => {
+                let (stream, session, file) = (stream.clone(), session.clone(), file.clone());
+                return self.hls_session(req, stream, &session, file, now);
             }
+            Route::Flv(s) | Route::Mp4(s) | Route::HlsIndex(s) => s.clone(),
         };
         let verdict = access::ask(
             &self.shared,
@@ -145,9 +156,22 @@ impl HttpConn {
             now,
         );
         match verdict {
-            Verdict::Granted => self.play(req, stream, now),
+            Verdict::Granted => self.granted(req, stream, now),
             Verdict::Denied(why) => self.deny(&stream, &why, now),
             Verdict::Pending(hook) => self.phase = Phase::Hook(req, hook),
+        }
+    }
+
+    /// Authorised (by key and hook): serve the request.
+    fn granted(&mut self, req: Request, stream: StreamPath, now: Instant) {
+        match req.route {
+            Route::Flv(_) => self.play(req, stream, now),
+            Route::Mp4(_) if req.head_only => {
+                self.answer_head_only("video/mp4", req.keep_alive, now)
+            }
+            Route::Mp4(_) => self.play_mp4(stream, now),
+            Route::HlsIndex(_) => self.hls_index(req, stream, now),
+            Route::HlsSession { .. } => {}
         }
     }
 
@@ -156,11 +180,12 @@ impl HttpConn {
         let Phase::Hook(req, _) = std::mem::replace(&mut self.phase, Phase::Head) else {
             return;
         };
-        let Route::Flv(stream) = req.route.clone() else {
+        let (Route::Flv(stream) | Route::Mp4(stream) | Route::HlsIndex(stream)) = req.route.clone()
+        else {
             return;
         };
         match verdict {
-            Ok(()) => self.play(req, stream, now),
+            Ok(()) => self.granted(req, stream, now),
             Err(why) => self.deny(&stream, &why, now),
         }
         self.settle(now);
@@ -176,7 +201,7 @@ impl HttpConn {
     fn play(&mut self, req: Request, stream: StreamPath, now: Instant) {
         self.control.set_protocol(Protocol::HttpFlv);
         if req.head_only {
-            return self.answer_head_only(now, req.keep_alive);
+            return self.answer_head_only("video/x-flv", req.keep_alive, now);
         }
         let (guard, sub) = match self.shared.registry.try_play(&stream.app, &stream.name) {
             Ok(attached) => attached,
@@ -226,10 +251,10 @@ impl HttpConn {
         });
     }
 
-    fn answer_head_only(&mut self, now: Instant, keep_alive: bool) {
+    fn answer_head_only(&mut self, content_type: &str, keep_alive: bool, now: Instant) {
         let head = response::head(
             200,
-            "video/x-flv",
+            content_type,
             Body::Chunked,
             keep_alive,
             &self.shared.config.playback.allow_origin,
@@ -264,12 +289,12 @@ impl HttpConn {
         self.answered(keep_alive, now);
     }
 
-    fn refuse(&mut self, refusal: &Refusal, now: Instant) {
+    pub(super) fn refuse(&mut self, refusal: &Refusal, now: Instant) {
         tracing::info!(conn = self.control.id, peer = %self.control.peer, "request refused: {refusal}");
         self.answer_error(refusal.status(), &refusal.to_string(), false, now);
     }
 
-    fn answered(&mut self, keep_alive: bool, now: Instant) {
+    pub(super) fn answered(&mut self, keep_alive: bool, now: Instant) {
         self.served += 1;
         self.phase = Phase::Answer { keep_alive };
         self.settle(now);
@@ -340,6 +365,19 @@ impl HttpConn {
             && let Phase::Live(live) = &self.phase
         {
             live.viewer.flushed(&mut self.timers, now);
+        }
+        if matches!(self.phase, Phase::Mp4(_)) && self.out.len() < OUT_HIGH_WATER / 2 {
+            self.pump_mp4(now);
+        }
+        self.settle(now);
+    }
+
+    /// The stream's segmenter changed: a blocked request or an MP4 body may go on.
+    pub(crate) fn on_hls_update(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Blocked(_) => self.recheck_blocked(now),
+            Phase::Mp4(_) => self.pump_mp4(now),
+            _ => {}
         }
         self.settle(now);
     }
@@ -422,10 +460,10 @@ impl HttpConn {
                 }
                 ConnTimer::PeerCheck => self.check_peer(now, kernel)?,
                 ConnTimer::WaitPublisher => self.no_publisher(now),
+                ConnTimer::Blocked => self.blocked_timed_out(now),
                 ConnTimer::Session
                 | ConnTimer::Challenge
                 | ConnTimer::ChallengeEvidence
-                | ConnTimer::Blocked
                 | ConnTimer::RttRefresh
                 | ConnTimer::RateSample => {}
             }
@@ -435,15 +473,14 @@ impl HttpConn {
 
     /// Nobody published within `wait_for_publisher`: 404, and the viewer lets go.
     fn no_publisher(&mut self, now: Instant) {
-        let Phase::Live(live) = &self.phase else {
-            return;
+        let stream = match &self.phase {
+            Phase::Live(live) if !live.sink.started() => &live.stream,
+            Phase::Mp4(live) if !live.started() => &live.stream,
+            _ => return,
         };
-        if live.sink.started() {
-            return;
-        }
         let reason = format!(
-            "no publisher for {} within {:?}",
-            live.stream, self.shared.config.playback.wait_for_publisher
+            "no publisher for {stream} within {:?}",
+            self.shared.config.playback.wait_for_publisher
         );
         self.release();
         self.out = OutQueue::default();
@@ -455,7 +492,7 @@ impl HttpConn {
         let Some(limit) = self.shared.config.liveness.user_timeout() else {
             return Ok(());
         };
-        if !matches!(self.phase, Phase::Live(_)) {
+        if !matches!(self.phase, Phase::Live(_) | Phase::Mp4(_)) {
             return Ok(());
         }
         match peer_check(kernel.tcp_info().ok().as_ref(), limit) {
@@ -477,7 +514,7 @@ impl HttpConn {
     pub(super) fn release(&mut self) -> bool {
         self.timers.stop(ConnTimer::PeerCheck);
         self.timers.stop(ConnTimer::WaitPublisher);
-        if matches!(self.phase, Phase::Live(_)) {
+        if matches!(self.phase, Phase::Live(_) | Phase::Mp4(_)) {
             self.phase = Phase::Head;
             return true;
         }
@@ -487,7 +524,7 @@ impl HttpConn {
     /// The role the admin API shows.
     pub(super) fn role(&self) -> ConnRole {
         match self.phase {
-            Phase::Live(_) => ConnRole::Player,
+            Phase::Live(_) | Phase::Mp4(_) => ConnRole::Player,
             _ if self.served == 0 => ConnRole::Handshaking,
             _ => ConnRole::Idle,
         }

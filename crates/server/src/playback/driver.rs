@@ -40,6 +40,8 @@ pub(crate) enum Outside {
     Hook(Result<(), Denial>),
     /// A fan-out message (or a lag).
     Fanout(Result<StreamEvent, RecvError>),
+    /// The stream's segmenter changed.
+    HlsUpdate,
 }
 
 impl ConnCore for HttpConn {
@@ -104,15 +106,20 @@ impl ConnCore for HttpConn {
 
     async fn outside(&mut self) -> Outside {
         let can_take = self.can_take();
-        let (hook, viewer) = match &mut self.phase {
-            Phase::Hook(_, hook) => (Some(hook), None),
-            Phase::Live(live) if can_take => (None, Some(&mut live.viewer)),
-            _ => (None, None),
-        };
+        let (mut hook, mut viewer, mut updates) = (None, None, None);
+        match &mut self.phase {
+            Phase::Hook(_, h) => hook = Some(h),
+            Phase::Live(live) if can_take => viewer = Some(&mut live.viewer),
+            Phase::Blocked(b) => updates = Some(&mut b.updates),
+            Phase::Mp4(live) => updates = Some(&mut live.updates),
+            _ => {}
+        }
         tokio::select! {
             biased;
             v = maybe(hook.map(PendingHook::answer)) => Outside::Hook(v),
             ev = maybe(viewer.map(Viewer::recv)) => Outside::Fanout(ev),
+            // A closed channel (the stream's HLS state ended) wakes once; the core decides.
+            _ = maybe(updates.map(|u| u.changed())) => Outside::HlsUpdate,
         }
     }
 
@@ -123,6 +130,10 @@ impl ConnCore for HttpConn {
                 Ok(())
             }
             Outside::Fanout(ev) => self.on_stream_event(now, ev),
+            Outside::HlsUpdate => {
+                self.on_hls_update(now);
+                Ok(())
+            }
         }
     }
 

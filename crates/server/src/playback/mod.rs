@@ -10,6 +10,8 @@
 mod conn;
 mod driver;
 mod flv;
+mod hls;
+mod mp4;
 mod observe;
 pub mod request;
 mod response;
@@ -17,3 +19,4 @@ mod response;
 mod tests;
 
 pub use driver::run;
+pub(crate) use hls::reap_sessions;
