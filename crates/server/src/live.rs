@@ -24,6 +24,8 @@ pub struct CloseEvent {
     pub id: u64,
     /// Peer address.
     pub peer: SocketAddr,
+    /// What it spoke.
+    pub protocol: crate::control::Protocol,
     /// Role held when it ended.
     pub role: ConnRole,
     /// Stream published or played.
@@ -87,6 +89,7 @@ impl LiveTable {
         lock(&self.conns)
             .values()
             .map(|c| ConnSample {
+                protocol: c.protocol(),
                 role: c.observed().role,
                 bytes_in: c.bytes_in.load(Ordering::Relaxed),
                 bytes_out: c.bytes_out.load(Ordering::Relaxed),
@@ -104,13 +107,15 @@ impl LiveTable {
         self.len() == 0
     }
 
-    /// Records the end of `control`'s connection.
+    /// Records the end of `control`'s connection (the viewer count by protocol included:
+    /// a connection that played, or an HLS session).
     pub fn record_close(&self, control: &ConnControl, reason: &CloseReason, silence: Duration) {
         let observed = control.observed();
         let event = CloseEvent {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed) + 1,
             id: control.id,
             peer: control.peer,
+            protocol: control.protocol(),
             role: observed.role,
             stream: observed.stream,
             reason: reason.label(),

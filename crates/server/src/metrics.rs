@@ -2,7 +2,7 @@
 //! gauges and byte totals are taken from the live connections when scraped, so the connection
 //! hot path pays nothing for them.
 
-use crate::control::ConnRole;
+use crate::control::{ConnRole, Protocol};
 use crate::util::lock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,9 +31,27 @@ pub struct RoleLabels {
 
 type HistogramFamily = Family<ReasonLabels, Histogram, fn() -> Histogram>;
 
+/// The `protocol` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    /// `rtmp`, `http-flv`, `http-mp4`, `hls`.
+    pub protocol: &'static str,
+}
+
+/// The `protocol` and `reason` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolReasonLabels {
+    /// The viewer's protocol.
+    pub protocol: &'static str,
+    /// Close reason.
+    pub reason: &'static str,
+}
+
 /// What a scrape needs of one live connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnSample {
+    /// What it speaks.
+    pub protocol: Protocol,
     /// Its current role.
     pub role: ConnRole,
     /// Bytes received so far.
@@ -47,6 +65,8 @@ pub struct ConnSample {
 pub struct Metrics {
     registry: Registry,
     connections: Family<RoleLabels, Gauge>,
+    viewers: Family<ProtocolLabels, Gauge>,
+    viewer_closes: Family<ProtocolReasonLabels, Counter>,
     streams: Gauge,
     bytes_in: Counter,
     bytes_out: Counter,
@@ -80,6 +100,18 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("lifeline");
         let connections = Family::<RoleLabels, Gauge>::default();
+        let viewers = Family::<ProtocolLabels, Gauge>::default();
+        let viewer_closes = Family::<ProtocolReasonLabels, Counter>::default();
+        registry.register(
+            "viewers",
+            "Viewers (players, HTTP viewers, HLS sessions) by protocol",
+            viewers.clone(),
+        );
+        registry.register(
+            "viewer_closes",
+            "Viewers that ended, by protocol and close reason",
+            viewer_closes.clone(),
+        );
         let streams = Gauge::default();
         let bytes_in = Counter::default();
         let bytes_out = Counter::default();
@@ -128,6 +160,8 @@ impl Metrics {
         Self {
             registry,
             connections,
+            viewers,
+            viewer_closes,
             streams,
             bytes_in,
             bytes_out,
@@ -162,6 +196,24 @@ impl Metrics {
             .fetch_add(bytes_out, Ordering::Relaxed);
     }
 
+    /// A viewer of `protocol` ended with `reason`.
+    pub fn record_viewer_close(&self, protocol: Protocol, reason: &CloseReason) {
+        let labels = ProtocolReasonLabels {
+            protocol: protocol.label(),
+            reason: reason.label(),
+        };
+        self.viewer_closes.get_or_create(&labels).inc();
+    }
+
+    /// Viewers of `protocol` that ended with `reason` so far.
+    pub fn viewer_closes(&self, protocol: Protocol, reason: &'static str) -> u64 {
+        let labels = ProtocolReasonLabels {
+            protocol: protocol.label(),
+            reason,
+        };
+        self.viewer_closes.get_or_create(&labels).get()
+    }
+
     /// A publisher lost its name to a newcomer.
     pub fn record_takeover(&self) {
         self.takeovers.inc();
@@ -192,6 +244,7 @@ impl Metrics {
     pub fn render(&self, conns: impl IntoIterator<Item = ConnSample>, streams: usize) -> String {
         let _scrape = lock(&self.scrape);
         let mut by_role = [0i64; ConnRole::ALL.len()];
+        let mut by_protocol = [0i64; Protocol::ALL.len()];
         let (mut bytes_in, mut bytes_out) = (
             self.closed_bytes_in.load(Ordering::Relaxed),
             self.closed_bytes_out.load(Ordering::Relaxed),
@@ -204,8 +257,25 @@ impl Metrics {
             {
                 *n += 1;
             }
+            if c.role == ConnRole::Player
+                && let Some(n) = Protocol::ALL
+                    .iter()
+                    .position(|p| *p == c.protocol)
+                    .and_then(|i| by_protocol.get_mut(i))
+            {
+                *n += 1;
+            }
             bytes_in += c.bytes_in;
             bytes_out += c.bytes_out;
+        }
+        for (protocol, n) in Protocol::ALL.iter().zip(by_protocol) {
+            if *protocol != Protocol::Http {
+                self.viewers
+                    .get_or_create(&ProtocolLabels {
+                        protocol: protocol.label(),
+                    })
+                    .set(n);
+            }
         }
         for (role, n) in ConnRole::ALL.iter().zip(by_role) {
             self.connections

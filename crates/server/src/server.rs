@@ -3,7 +3,7 @@
 //! (`[playback]`) runs HTTP ones; both on the same driver, registry and limits.
 
 use crate::config::Config;
-use crate::control::{ConnControl, Protocol};
+use crate::control::{ConnControl, ConnRole, Protocol};
 use crate::limits::AcceptLimits;
 use crate::shared::Shared;
 use rtmp_proto::session::CloseReason;
@@ -48,10 +48,14 @@ impl Server {
         } else {
             None
         };
+        let shared = Shared::new(Arc::new(config));
+        if let Some(addr) = playback.as_ref().and_then(|l| l.local_addr().ok()) {
+            let _ = shared.playback_addr.set(addr);
+        }
         Ok(Self {
             listener,
             playback,
-            shared: Shared::new(Arc::new(config)),
+            shared,
             shutdown: CancellationToken::new(),
         })
     }
@@ -175,6 +179,11 @@ async fn accept_loop<F, Fut>(
                 control.bytes_out.load(Ordering::Relaxed),
             );
             shared.live.record_close(&control, &reason, silence);
+            if control.observed().role == ConnRole::Player {
+                shared
+                    .metrics
+                    .record_viewer_close(control.protocol(), &reason);
+            }
             drop(permit);
         });
     }

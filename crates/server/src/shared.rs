@@ -27,6 +27,8 @@ pub struct Shared {
     pub sessions: HlsSessions,
     /// The next connection (or session) id.
     next_id: AtomicU64,
+    /// The playback listener's address once bound (the dashboard's watch view needs it).
+    pub playback_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
             config,
             sessions: HlsSessions::default(),
             next_id: AtomicU64::new(1),
+            playback_addr: std::sync::OnceLock::new(),
         })
     }
 

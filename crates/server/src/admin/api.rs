@@ -118,7 +118,13 @@ fn all_streams(state: &AdminState) -> Vec<StreamView> {
 }
 
 pub(super) async fn streams(State(state): State<AdminState>) -> Response {
-    Json(json!({ "streams": all_streams(&state) })).into_response()
+    let playback = state.shared.playback_addr.get().map(|a| {
+        json!({
+            "port": a.port(),
+            "paths": ["/{app}/{name}.flv", "/{app}/{name}/index.m3u8", "/{app}/{name}.mp4"],
+        })
+    });
+    Json(json!({ "streams": all_streams(&state), "playback": playback })).into_response()
 }
 
 pub(super) async fn stream(
@@ -210,6 +216,7 @@ struct ClosingView {
 struct ConnView {
     id: u64,
     peer: SocketAddr,
+    protocol: crate::control::Protocol,
     role: ConnRole,
     stream: Option<String>,
     age_ms: u64,
@@ -276,6 +283,7 @@ fn conn_view(c: &ConnControl, now: Instant) -> ConnView {
     ConnView {
         id: c.id,
         peer: c.peer,
+        protocol: c.protocol(),
         role: o.role,
         stream: o.stream,
         age_ms: millis(now.saturating_duration_since(c.started)),

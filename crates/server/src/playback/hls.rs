@@ -124,6 +124,7 @@ fn close_session(shared: &crate::shared::Shared, session: Session, reason: &Clos
         control.bytes_out.load(Ordering::Relaxed),
     );
     shared.live.record_close(&control, reason, silence);
+    shared.metrics.record_viewer_close(Protocol::Hls, reason);
 }
 
 /// What a look at the segmenter decides.

@@ -104,9 +104,14 @@ impl HttpConn {
                 };
                 if !live.started {
                     live.started = true;
+                    // The codecs in the type, so a page can create its SourceBuffer from it.
+                    let content_type = seg.codecs().map_or_else(
+                        || "video/mp4".to_owned(),
+                        |c| format!("video/mp4; codecs=\"{c}\""),
+                    );
                     self.out.push(response::head(
                         200,
-                        "video/mp4",
+                        &content_type,
                         Body::Chunked,
                         false,
                         &self.shared.config.playback.allow_origin,
