@@ -102,3 +102,81 @@ fn dechunk(mut rest: &str) -> String {
     }
     out
 }
+
+/// A response with its body as bytes (media segments, parts).
+#[derive(Debug, Clone)]
+pub struct BinResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// The body (Content-Length delimited).
+    pub body: Vec<u8>,
+}
+
+impl BinResponse {
+    /// The first header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` on a fresh connection; the body is read up to its Content-Length.
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<BinResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let (head_end, len) = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end, len);
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    while raw.len() < head_end + 4 + len {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let end = (head_end + 4 + len).min(raw.len());
+    Ok(BinResponse {
+        status,
+        headers,
+        body: raw[head_end + 4..end].to_vec(),
+    })
+}

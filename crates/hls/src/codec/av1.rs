@@ -47,6 +47,7 @@ pub(crate) fn parse_av1c(record: &Bytes) -> Result<VideoConfig, Malformed> {
         obus = rest;
     }
     Ok(VideoConfig {
+        inband: Bytes::new(),
         codec: VideoCodec::Av1,
         width,
         height,

@@ -24,6 +24,7 @@ pub(crate) fn parse_avcc(record: &Bytes) -> Result<VideoConfig, Malformed> {
     let sps_len = usize::from(be16(record, 6).ok_or(bad("truncated"))?);
     let sps = record.get(8..8 + sps_len).ok_or(bad("truncated SPS"))?;
     let info = parse_sps(sps).map_err(|_| Malformed::new("H.264 SPS", "truncated"))??;
+    let inband = parameter_sets(record, length_size).unwrap_or_default();
     Ok(VideoConfig {
         codec: VideoCodec::Avc,
         width: info.width,
@@ -33,7 +34,25 @@ pub(crate) fn parse_avcc(record: &Bytes) -> Result<VideoConfig, Malformed> {
             info.profile, info.constraints, info.level
         ),
         record: record.clone(),
+        inband,
     })
+}
+
+/// The record's SPSs and PPSs as length-prefixed NAL units (`None` if truncated).
+fn parameter_sets(record: &[u8], length_size: u8) -> Option<Bytes> {
+    let mut out = bytes::BytesMut::new();
+    let mut at = 5;
+    for _ in 0..2 {
+        let mask = if at == 5 { 0x1f } else { 0xff };
+        let count = record.get(at)? & mask;
+        at += 1;
+        for _ in 0..count {
+            let len = usize::from(be16(record, at)?);
+            super::put_nal(&mut out, length_size, record.get(at + 2..at + 2 + len)?);
+            at += 2 + len;
+        }
+    }
+    Some(out.freeze())
 }
 
 /// What we read from an SPS.

@@ -23,6 +23,8 @@ pub(crate) fn parse_hvcc(record: &Bytes) -> Result<VideoConfig, Malformed> {
     let mut at = HEADER_LEN;
     let arrays = *record.get(at - 1).ok_or(bad("truncated"))?;
     let mut sps = None;
+    let length_size = (head.get(21).copied().unwrap_or(3) & 3) + 1;
+    let mut inband = bytes::BytesMut::new();
     for _ in 0..arrays {
         let kind = record.get(at).ok_or(bad("truncated array"))? & 0x3f;
         let count = be16(record, at + 1).ok_or(bad("truncated array"))?;
@@ -34,6 +36,10 @@ pub(crate) fn parse_hvcc(record: &Bytes) -> Result<VideoConfig, Malformed> {
                 .ok_or(bad("truncated NAL unit"))?;
             if kind == NAL_SPS && sps.is_none() {
                 sps = Some(nal);
+            }
+            // VPS, SPS and PPS go in band too; SEI arrays stay in the record.
+            if (32..=34).contains(&kind) {
+                super::put_nal(&mut inband, length_size, nal);
             }
             at += 2 + len;
         }
@@ -48,6 +54,7 @@ pub(crate) fn parse_hvcc(record: &Bytes) -> Result<VideoConfig, Malformed> {
         height,
         codecs,
         record: record.clone(),
+        inband: inband.freeze(),
     })
 }
 

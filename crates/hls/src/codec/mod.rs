@@ -43,6 +43,19 @@ pub struct VideoConfig {
     pub codecs: String,
     /// The configuration record as sent (`avcC` / `hvcC` / `av1C` box payload).
     pub record: Bytes,
+    /// The record's parameter sets (VPS/SPS/PPS) as length-prefixed NAL units, put in front of
+    /// every keyframe as well: a player that ignores a new init segment after a publisher
+    /// change (ffmpeg's HLS demuxer does) still switches decoders. Empty for AV1.
+    pub inband: Bytes,
+}
+
+/// Writes `nal` as a length-prefixed NAL unit (`length_size` bytes, big-endian).
+pub(crate) fn put_nal(out: &mut bytes::BytesMut, length_size: u8, nal: &[u8]) {
+    let len = nal.len() as u64;
+    for i in (0..u32::from(length_size)).rev() {
+        out.extend_from_slice(&[(len >> (8 * i)) as u8]);
+    }
+    out.extend_from_slice(nal);
 }
 
 /// The audio codecs we package.

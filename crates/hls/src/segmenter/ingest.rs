@@ -84,6 +84,20 @@ impl Segmenter {
 
     pub(super) fn mux_video(&mut self, ms: u64, cts: i32, keyframe: bool, data: Bytes) {
         let ticks_per_ms = i64::from(VIDEO_TIMESCALE / 1000);
+        let inband = self
+            .run
+            .as_ref()
+            .and_then(|r| r.video.as_ref())
+            .map(|v| v.inband.clone())
+            .unwrap_or_default();
+        let data = if keyframe && !inband.is_empty() {
+            let mut with = bytes::BytesMut::with_capacity(inband.len() + data.len());
+            with.extend_from_slice(&inband);
+            with.extend_from_slice(&data);
+            with.freeze()
+        } else {
+            data
+        };
         let sample = Sample {
             dts: ms.saturating_mul(ticks_per_ms.unsigned_abs()),
             cts: i32::try_from(i64::from(cts) * ticks_per_ms).unwrap_or(if cts < 0 {
