@@ -244,19 +244,32 @@ fn http_flv_and_hls_decode_with_ffmpeg() {
         segments.len()
     );
 
-    // A blocking reload for the first part of the next segment waits for it, then lists it.
-    let (msn, _) = later.last_part();
-    let want = format!("part-{}.0.m4s", msn + 1);
-    let started = Instant::now();
-    let blocked = media_playlist(addr, &format!("{media}?_HLS_msn={}&_HLS_part=0", msn + 1));
-    let waited = started.elapsed();
-    assert!(
-        blocked.text.contains(&want),
-        "{want} not in\n{}",
-        blocked.text
-    );
-    eprintln!("blocking reload for {want} answered after {waited:?}");
-    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // A blocking reload for the preload-hint part waits until that part is made, then
+    // lists it; the same for the first part of the segment after next.
+    for ahead in [false, true] {
+        let now = media_playlist(addr, &media);
+        let hint = Playlist::attr(now.tag("#EXT-X-PRELOAD-HINT").unwrap(), "URI")
+            .unwrap()
+            .to_owned();
+        let (msn, part) = hint
+            .strip_prefix("part-")
+            .and_then(|s| s.strip_suffix(".m4s"))
+            .and_then(|s| s.split_once('.'))
+            .map(|(m, i)| (m.parse::<u64>().unwrap(), i.parse::<u32>().unwrap()))
+            .unwrap();
+        let (msn, part) = if ahead { (msn + 1, 0) } else { (msn, part) };
+        let want = format!("part-{msn}.{part}.m4s");
+        let started = Instant::now();
+        let blocked = media_playlist(addr, &format!("{media}?_HLS_msn={msn}&_HLS_part={part}"));
+        let waited = started.elapsed();
+        assert!(
+            blocked.tags("#EXT-X-PART").iter().any(|p| p.contains(&want)),
+            "{want} not in\n{}",
+            blocked.text
+        );
+        eprintln!("blocking reload for {want} answered after {waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+    }
 
     // Hostile directives are refused, not waited on.
     let bad = get(addr, &format!("{media}?_HLS_part=1"), T).unwrap();

@@ -49,6 +49,37 @@ pub fn peer_check(info: Option<&TcpInfo>, limit: Duration) -> PeerCheck {
     }
 }
 
+/// A viewer's progress as its peer's kernel acknowledges it: the acknowledged byte count and
+/// when a look first saw it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckProgress {
+    /// `tcpi_bytes_acked` at the last look that saw it move.
+    pub acked: u64,
+    /// When that look was.
+    pub at: std::time::Instant,
+}
+
+/// Whether a viewer stopped reading: with data waiting for it, its peer acknowledged nothing
+/// new for `stall` (a host that is alive but whose application does not read closes its
+/// window and only answers window probes). Measured from the peer's acknowledgements, not
+/// from our writes, so the kernel's buffers filling up first does not add to the bound.
+/// Returns the progress to remember and, if stalled, `true`.
+pub fn reader_stalled(
+    prev: Option<AckProgress>,
+    info: &TcpInfo,
+    pending: bool,
+    now: std::time::Instant,
+    stall: Duration,
+) -> (Option<AckProgress>, bool) {
+    let Some(acked) = info.bytes_acked else {
+        return (prev, false);
+    };
+    match prev {
+        Some(p) if p.acked == acked && pending => (prev, now.saturating_duration_since(p.at) >= stall),
+        _ => (Some(AckProgress { acked, at: now }), false),
+    }
+}
+
 /// A challenged publisher whose host sent nothing at all since the challenge `waited` ago —
 /// no RTMP byte (`received`) and not even a TCP ACK of the ping — is gone. A frozen process on
 /// a live host still ACKs, so it is not judged here (it loses the challenge at its deadline).
@@ -202,6 +233,23 @@ mod tests {
             PeerCheck::Unreachable
         );
         assert_eq!(peer_check(None, LIMIT), PeerCheck::Again(PEER_CHECK_EVERY));
+    }
+
+    #[test]
+    fn a_reader_that_acknowledges_nothing_new_is_stalled() {
+        let t0 = std::time::Instant::now();
+        let stall = Duration::from_secs(15);
+        let mut i = info(2, 10);
+        i.bytes_acked = Some(1000);
+        let (p, stalled) = reader_stalled(None, &i, true, t0, stall);
+        assert!(!stalled);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(reader_stalled(p, &i, true, at(14), stall), (p, false));
+        assert_eq!(reader_stalled(p, &i, true, at(15), stall), (p, true));
+        assert!(!reader_stalled(p, &i, false, at(60), stall).1, "nothing waits for it");
+        i.bytes_acked = Some(2000);
+        let (moved, stalled) = reader_stalled(p, &i, true, at(15), stall);
+        assert!(!stalled && moved.is_some_and(|m| m.at == at(15)));
     }
 
     #[test]

@@ -212,6 +212,8 @@ pub struct StreamSnapshot {
     pub gop_frames: usize,
     /// Bytes in the GOP cache (headers included).
     pub gop_bytes: usize,
+    /// Bytes the HLS segmenter holds, while someone watches over HLS or MP4.
+    pub hls_bytes: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -478,6 +480,7 @@ impl Stream {
             players: state.players,
             gop_frames: headers.len() + cache.gop.len(),
             gop_bytes: headers.iter().map(|f| f.chunks.len()).sum::<usize>() + cache.gop_bytes,
+            hls_bytes: state.hls.as_ref().map(|h| h.memory()),
         }
     }
 

@@ -78,6 +78,8 @@ struct StreamView {
     players: usize,
     gop_cache_frames: usize,
     gop_cache_bytes: usize,
+    /// Bytes the HLS segmenter holds (null while nobody watches over HLS or MP4).
+    hls_bytes: Option<usize>,
 }
 
 fn stream_view(stream: &crate::stream::Stream, now: Instant) -> StreamView {
@@ -101,6 +103,7 @@ fn stream_view(stream: &crate::stream::Stream, now: Instant) -> StreamView {
         players: snap.players,
         gop_cache_frames: snap.gop_frames,
         gop_cache_bytes: snap.gop_bytes,
+        hls_bytes: snap.hls_bytes,
     }
 }
 

@@ -9,7 +9,9 @@ use super::response::{self, Body};
 use crate::access::{self, PendingHook, Verdict};
 use crate::auth::{Action, Denial};
 use crate::control::{ConnControl, ConnRole, Protocol};
-use crate::evidence::{Kernel, PEER_CHECK_EVERY, PeerCheck, peer_check};
+use crate::evidence::{
+    AckProgress, Kernel, PEER_CHECK_EVERY, PeerCheck, peer_check, reader_stalled,
+};
 use crate::fanout::{OUT_HIGH_WATER, OutQueue, Pacing, Viewer};
 use crate::shared::Shared;
 use crate::stream::StreamEvent;
@@ -69,6 +71,8 @@ pub(crate) struct HttpConn {
     pub(super) last_tx: Instant,
     /// The stream last played and when, for the close log and the hook notifications.
     pub(super) played: Option<(StreamPath, Instant)>,
+    /// The peer's acknowledgements of a live body (see [`reader_stalled`]).
+    pub(super) acked: Option<AckProgress>,
 }
 
 impl HttpConn {
@@ -92,6 +96,7 @@ impl HttpConn {
             last_rx: now,
             last_tx: now,
             played: None,
+            acked: None,
         }
     }
 
@@ -495,13 +500,26 @@ impl HttpConn {
         if !matches!(self.phase, Phase::Live(_) | Phase::Mp4(_)) {
             return Ok(());
         }
-        match peer_check(kernel.tcp_info().ok().as_ref(), limit) {
-            PeerCheck::Unreachable => Err(CloseReason::PeerUnreachable),
-            PeerCheck::Again(after) => {
-                self.timers.set(ConnTimer::PeerCheck, now + after);
-                Ok(())
+        let info = kernel.tcp_info().ok();
+        let mut next = match peer_check(info.as_ref(), limit) {
+            PeerCheck::Unreachable => return Err(CloseReason::PeerUnreachable),
+            PeerCheck::Again(after) => now + after,
+        };
+        if let Some(info) = &info {
+            let stall = self.shared.config.liveness.play_stall_timeout;
+            let pending =
+                info.unacked > 0 || info.notsent_bytes.unwrap_or(0) > 0 || !self.out.is_empty();
+            let (progress, stalled) = reader_stalled(self.acked, info, pending, now, stall);
+            if stalled {
+                return Err(CloseReason::PlayStall);
+            }
+            self.acked = progress;
+            if let Some(p) = progress.filter(|_| pending) {
+                next = next.min(p.at + stall);
             }
         }
+        self.timers.set(ConnTimer::PeerCheck, next);
+        Ok(())
     }
 
     /// The reason to end the connection now: an answer with `Connection: close` (or a
