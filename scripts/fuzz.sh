@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every rtmp-proto fuzz target for N seconds each (default 60), one after the other on a
+# Runs every fuzz target (rtmp-proto's, lifeline-hls's fmp4_mux, the playback request parser) for N seconds each (default 60), one after the other on a
 # single process, and prints libFuzzer's execution count per target. Needs a nightly toolchain and
 # cargo-fuzz; without them it says so and exits 0, so it is safe to call anywhere. Not run by CI
 # (CI replays the committed corpus on stable through `cargo test -p rtmp-proto`).
@@ -15,7 +15,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(handshake chunk_reader amf0_decode command_parse session)
+  targets=(handshake chunk_reader amf0_decode command_parse session fmp4_mux playback_request)
 fi
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

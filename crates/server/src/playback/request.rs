@@ -243,10 +243,42 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The fuzzing entry point (`fuzz/fuzz_targets/playback_request.rs`, and the corpus replay
+/// below): parses arbitrary bytes as a request head and checks what a parse promises.
+pub fn fuzz_request(data: &[u8]) {
+    let Ok(Some(req)) = parse(data) else { return };
+    assert!(req.head_len <= data.len() && req.head_len <= MAX_HEAD);
+    let names: Vec<&str> = match &req.route {
+        Route::Flv(s) | Route::Mp4(s) | Route::HlsIndex(s) => vec![&s.app, &s.name],
+        Route::HlsSession {
+            stream,
+            session,
+            file,
+        } => vec![&stream.app, &stream.name, session, file],
+    };
+    for n in names {
+        assert!(!n.is_empty() && n.len() <= MAX_NAME && n != "." && n != "..");
+        assert!(!n.chars().any(|c| c.is_control() || c == '/' || c == '\\'));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Replays the fuzz target's committed corpus (seeds and any crash found since).
+    #[test]
+    fn replay_fuzz_corpus() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/playback_request");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            fuzz_request(&std::fs::read(entry.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n >= 5, "corpus at {} has {n} files", dir.display());
+    }
 
     fn get(path: &str) -> Result<Option<Request>, Refusal> {
         parse(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
