@@ -71,20 +71,47 @@ fn hostile_requests_get_a_clear_answer_and_leave_nothing_behind() {
     );
     let long_name = format!("GET /live/{}.flv HTTP/1.1\r\n\r\n", "n".repeat(4096));
     let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
-        ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), &[400]),
+        (
+            "garbage",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+            &[400],
+        ),
         ("RTMP handshake", vec![3u8; 1537], &[400, 431]),
         ("17 KiB header", long_header.into_bytes(), &[431]),
         ("4 KiB name", long_name.into_bytes(), &[414]),
-        ("dot-dot", b"GET /../etc/passwd HTTP/1.1\r\n\r\n".to_vec(), &[404, 400]),
-        ("encoded dot-dot", b"GET /live/%2e%2e.flv HTTP/1.1\r\n\r\n".to_vec(), &[404, 400]),
-        ("NUL", b"GET /live/a%00b.flv HTTP/1.1\r\n\r\n".to_vec(), &[400]),
-        ("bad escape", b"GET /live/a%zz.flv HTTP/1.1\r\n\r\n".to_vec(), &[400]),
-        ("POST", b"POST /live/cam.flv HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_vec(), &[405]),
-        ("unknown path", b"GET /nothing/here/at/all HTTP/1.1\r\n\r\n".to_vec(), &[404]),
+        (
+            "dot-dot",
+            b"GET /../etc/passwd HTTP/1.1\r\n\r\n".to_vec(),
+            &[404, 400],
+        ),
+        (
+            "encoded dot-dot",
+            b"GET /live/%2e%2e.flv HTTP/1.1\r\n\r\n".to_vec(),
+            &[404, 400],
+        ),
+        (
+            "NUL",
+            b"GET /live/a%00b.flv HTTP/1.1\r\n\r\n".to_vec(),
+            &[400],
+        ),
+        (
+            "bad escape",
+            b"GET /live/a%zz.flv HTTP/1.1\r\n\r\n".to_vec(),
+            &[400],
+        ),
+        (
+            "POST",
+            b"POST /live/cam.flv HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            &[405],
+        ),
+        (
+            "unknown path",
+            b"GET /nothing/here/at/all HTTP/1.1\r\n\r\n".to_vec(),
+            &[404],
+        ),
         (
             "unknown session",
-            b"GET /live/rt/s/deadbeef/media.m3u8 HTTP/1.1\r\nConnection: close\r\n\r\n"
-                .to_vec(),
+            b"GET /live/rt/s/deadbeef/media.m3u8 HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
             &[404],
         ),
     ];
@@ -98,10 +125,15 @@ fn hostile_requests_get_a_clear_answer_and_leave_nothing_behind() {
 
     // A head dribbled a byte every 300 ms is cut off at handshake_timeout (2 s).
     let mut slow = TcpStream::connect(addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let started = Instant::now();
     let mut closed = None;
-    for b in b"GET /live/rt.flv HTTP/1.1\r\nHost: x\r\n".iter().cycle().take(60) {
+    for b in b"GET /live/rt.flv HTTP/1.1\r\nHost: x\r\n"
+        .iter()
+        .cycle()
+        .take(60)
+    {
         if slow.write_all(&[*b]).is_err() {
             closed = Some(started.elapsed());
             break;
@@ -219,7 +251,10 @@ fn a_thousand_hls_sessions_that_stop_requesting_expire_and_free_the_segmenter() 
     }
     let viewers = metric(&server, "lifeline_viewers{protocol=\"hls\"}");
     let held = stream_hls_bytes(&server);
-    eprintln!("1000 sessions opened in {:?}: {viewers} HLS viewers, segmenter {held:?} bytes", t0.elapsed());
+    eprintln!(
+        "1000 sessions opened in {:?}: {viewers} HLS viewers, segmenter {held:?} bytes",
+        t0.elapsed()
+    );
     assert_eq!(viewers, 1000);
     assert!(held.is_some_and(|b| b > 0));
     let stopped = Instant::now();

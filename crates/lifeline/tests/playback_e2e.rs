@@ -263,7 +263,10 @@ fn http_flv_and_hls_decode_with_ffmpeg() {
         let blocked = media_playlist(addr, &format!("{media}?_HLS_msn={msn}&_HLS_part={part}"));
         let waited = started.elapsed();
         assert!(
-            blocked.tags("#EXT-X-PART").iter().any(|p| p.contains(&want)),
+            blocked
+                .tags("#EXT-X-PART")
+                .iter()
+                .any(|p| p.contains(&want)),
             "{want} not in\n{}",
             blocked.text
         );

@@ -55,8 +55,14 @@ fn h3_dead_http_flv_viewer_is_released_at_the_user_timeout() {
     let gap = other.max_gap(t0, Instant::now());
     println!("H3: reason {reason}, other viewer's longest gap {gap:?}");
     assert_eq!(reason, "peer_unreachable", "{}", rig.log());
-    assert!(after <= 10.0 + 1.0, "released after {after:.2}s (tcp_user_timeout 10 s)");
-    assert!(gap <= Duration::from_secs(1), "the other viewer had a {gap:?} gap");
+    assert!(
+        after <= 10.0 + 1.0,
+        "released after {after:.2}s (tcp_user_timeout 10 s)"
+    );
+    assert!(
+        gap <= Duration::from_secs(1),
+        "the other viewer had a {gap:?} gap"
+    );
     assert!(publisher.is_running(), "publisher died\n{}", rig.log());
 }
 
@@ -103,7 +109,10 @@ fn h8_frozen_http_flv_viewer_is_released_at_the_play_stall_timeout() {
         ["play_stall", "user_timeout"].contains(&reason.as_str()),
         "{line}"
     );
-    assert!(after <= 15.0 + 1.0, "released after {after:.2}s (play_stall_timeout 15 s)");
+    assert!(
+        after <= 15.0 + 1.0,
+        "released after {after:.2}s (play_stall_timeout 15 s)"
+    );
     assert!(growth_mib < 50.0, "RSS grew {growth_mib:.1} MiB");
     assert!(gap <= Duration::from_secs(1), "other viewer gap {gap:?}");
     assert!(publisher.is_running());

@@ -75,7 +75,9 @@ pub fn reader_stalled(
         return (prev, false);
     };
     match prev {
-        Some(p) if p.acked == acked && pending => (prev, now.saturating_duration_since(p.at) >= stall),
+        Some(p) if p.acked == acked && pending => {
+            (prev, now.saturating_duration_since(p.at) >= stall)
+        }
         _ => (Some(AckProgress { acked, at: now }), false),
     }
 }
@@ -246,7 +248,10 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(reader_stalled(p, &i, true, at(14), stall), (p, false));
         assert_eq!(reader_stalled(p, &i, true, at(15), stall), (p, true));
-        assert!(!reader_stalled(p, &i, false, at(60), stall).1, "nothing waits for it");
+        assert!(
+            !reader_stalled(p, &i, false, at(60), stall).1,
+            "nothing waits for it"
+        );
         i.bytes_acked = Some(2000);
         let (moved, stalled) = reader_stalled(p, &i, true, at(15), stall);
         assert!(!stalled && moved.is_some_and(|m| m.at == at(15)));

@@ -3,24 +3,19 @@
 //! skip-to-keyframe and dead-viewer bounds as an RTMP player. Every deadline is in the one
 //! table; the generic driver only moves bytes.
 
-use super::flv::FlvSink;
 use super::request::{self, Refusal, Request, Route, StreamPath};
 use super::response::{self, Body};
 use crate::access::{self, PendingHook, Verdict};
 use crate::auth::{Action, Denial};
-use crate::control::{ConnControl, ConnRole, Protocol};
-use crate::evidence::{
-    AckProgress, Kernel, PEER_CHECK_EVERY, PeerCheck, peer_check, reader_stalled,
-};
-use crate::fanout::{OUT_HIGH_WATER, OutQueue, Pacing, Viewer};
+use crate::control::{ConnControl, ConnRole};
+use crate::evidence::{AckProgress, Kernel, PeerCheck, peer_check, reader_stalled};
+use crate::fanout::{OUT_HIGH_WATER, OutQueue, Viewer};
 use crate::shared::Shared;
-use crate::stream::StreamEvent;
 use crate::timers::{ConnDeadlines, ConnTimer};
 use bytes::{Buf, BytesMut};
 use rtmp_proto::session::CloseReason;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
 
 /// How long a refused peer gets to receive its answer before the socket closes.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
@@ -38,19 +33,11 @@ pub(super) enum Phase {
         keep_alive: bool,
     },
     /// A live body: an HTTP-FLV viewer.
-    Live(Live),
+    Live(super::flv::Live),
     /// A live body: a fragmented-MP4 viewer.
     Mp4(super::mp4::Mp4Live),
     /// An HLS request waiting for the segmenter.
     Blocked(super::hls::Blocked),
-}
-
-/// A live body and the viewer feeding it.
-#[derive(Debug)]
-pub(super) struct Live {
-    pub(super) viewer: Viewer,
-    pub(super) sink: FlvSink,
-    pub(super) stream: StreamPath,
 }
 
 /// One connection on the playback port, without its socket.
@@ -201,62 +188,7 @@ impl HttpConn {
         self.answer_error(403, "play not authorised", false, now);
     }
 
-    /// Attaches an HTTP-FLV viewer; its body starts once a publisher is live (at once if one
-    /// is), or the request is answered 404 after `[playback] wait_for_publisher`.
-    fn play(&mut self, req: Request, stream: StreamPath, now: Instant) {
-        self.control.set_protocol(Protocol::HttpFlv);
-        if req.head_only {
-            return self.answer_head_only("video/x-flv", req.keep_alive, now);
-        }
-        let (guard, sub) = match self.shared.registry.try_play(&stream.app, &stream.name) {
-            Ok(attached) => attached,
-            Err(limit) => {
-                tracing::info!(conn = self.control.id, peer = %self.control.peer, "play refused: {limit}");
-                return self.answer_error(503, &limit.to_string(), false, now);
-            }
-        };
-        let live = sub.live;
-        let config = &self.shared.config;
-        let head = response::head(
-            200,
-            "video/x-flv",
-            Body::Chunked,
-            false,
-            &config.playback.allow_origin,
-            &[],
-        );
-        let mut sink = FlvSink::new(head);
-        if live {
-            sink.start(&mut self.out);
-        }
-        let pacing = Pacing {
-            merge_window: config.play.merge_window,
-            max_lag_drops: config.play.max_lag_drops,
-        };
-        let viewer = Viewer::attach(guard, sub, pacing, &mut sink, &mut self.out);
-        tracing::info!(conn = self.control.id, peer = %self.control.peer, %stream, live, protocol = "http-flv", "play");
-        if !live {
-            self.timers.set(
-                ConnTimer::WaitPublisher,
-                now + config.playback.wait_for_publisher,
-            );
-        }
-        self.timers.put(
-            ConnTimer::PeerCheck,
-            config
-                .liveness
-                .user_timeout()
-                .map(|u| now + u.min(PEER_CHECK_EVERY)),
-        );
-        self.played = Some((stream.clone(), now));
-        self.phase = Phase::Live(Live {
-            viewer,
-            sink,
-            stream,
-        });
-    }
-
-    fn answer_head_only(&mut self, content_type: &str, keep_alive: bool, now: Instant) {
+    pub(super) fn answer_head_only(&mut self, content_type: &str, keep_alive: bool, now: Instant) {
         let head = response::head(
             200,
             content_type,
@@ -385,42 +317,6 @@ impl HttpConn {
             _ => {}
         }
         self.settle(now);
-    }
-
-    /// Whether the driver should await the fan-out ring now.
-    pub(crate) fn can_take(&self) -> bool {
-        self.closing.is_none()
-            && matches!(self.phase, Phase::Live(_))
-            && Viewer::can_take(&self.out, &self.timers)
-    }
-
-    /// A fan-out message (or a lag) the driver received.
-    pub(crate) fn on_stream_event(
-        &mut self,
-        now: Instant,
-        ev: Result<StreamEvent, RecvError>,
-    ) -> Result<(), CloseReason> {
-        let result = self.take_fanout(now, Some(ev));
-        self.settle(now);
-        result
-    }
-
-    fn take_fanout(
-        &mut self,
-        now: Instant,
-        first: Option<Result<StreamEvent, RecvError>>,
-    ) -> Result<(), CloseReason> {
-        let Phase::Live(live) = &mut self.phase else {
-            return Ok(());
-        };
-        live.viewer.take(
-            first,
-            &mut live.sink,
-            &mut self.out,
-            &mut self.timers,
-            now,
-            &self.shared.metrics,
-        )
     }
 
     /// The earliest deadline that should wake the connection.

@@ -1,9 +1,18 @@
 //! HTTP-FLV's wire format for fan-out: each message as the FLV tag its `Frame` builds once
 //! for every HTTP-FLV viewer, after the HTTP response head and the FLV file header.
 
-use crate::fanout::{OutQueue, Sink};
-use crate::stream::Frame;
+use super::conn::{HttpConn, Phase};
+use super::request::{Request, StreamPath};
+use super::response::{self, Body};
+use crate::control::Protocol;
+use crate::evidence::PEER_CHECK_EVERY;
+use crate::fanout::{OutQueue, Pacing, Sink, Viewer};
+use crate::stream::{Frame, StreamEvent};
+use crate::timers::ConnTimer;
 use bytes::Bytes;
+use rtmp_proto::session::CloseReason;
+use std::time::Instant;
+use tokio::sync::broadcast::error::RecvError;
 
 /// FLV file header (audio and video flags set: the publisher may send either) and the first
 /// PreviousTagSize, which is 0.
@@ -54,5 +63,106 @@ impl Sink for FlvSink {
             return true;
         }
         false
+    }
+}
+
+/// A live body and the viewer feeding it.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(super) viewer: Viewer,
+    pub(super) sink: FlvSink,
+    pub(super) stream: StreamPath,
+}
+
+impl HttpConn {
+    /// Attaches an HTTP-FLV viewer; its body starts once a publisher is live (at once if one
+    /// is), or the request is answered 404 after `[playback] wait_for_publisher`.
+    pub(super) fn play(&mut self, req: Request, stream: StreamPath, now: Instant) {
+        self.control.set_protocol(Protocol::HttpFlv);
+        if req.head_only {
+            return self.answer_head_only("video/x-flv", req.keep_alive, now);
+        }
+        let (guard, sub) = match self.shared.registry.try_play(&stream.app, &stream.name) {
+            Ok(attached) => attached,
+            Err(limit) => {
+                tracing::info!(conn = self.control.id, peer = %self.control.peer, "play refused: {limit}");
+                return self.answer_error(503, &limit.to_string(), false, now);
+            }
+        };
+        let live = sub.live;
+        let config = &self.shared.config;
+        let head = response::head(
+            200,
+            "video/x-flv",
+            Body::Chunked,
+            false,
+            &config.playback.allow_origin,
+            &[],
+        );
+        let mut sink = FlvSink::new(head);
+        if live {
+            sink.start(&mut self.out);
+        }
+        let pacing = Pacing {
+            merge_window: config.play.merge_window,
+            max_lag_drops: config.play.max_lag_drops,
+        };
+        let viewer = Viewer::attach(guard, sub, pacing, &mut sink, &mut self.out);
+        tracing::info!(conn = self.control.id, peer = %self.control.peer, %stream, live, protocol = "http-flv", "play");
+        if !live {
+            self.timers.set(
+                ConnTimer::WaitPublisher,
+                now + config.playback.wait_for_publisher,
+            );
+        }
+        self.timers.put(
+            ConnTimer::PeerCheck,
+            config
+                .liveness
+                .user_timeout()
+                .map(|u| now + u.min(PEER_CHECK_EVERY)),
+        );
+        self.played = Some((stream.clone(), now));
+        self.phase = Phase::Live(Live {
+            viewer,
+            sink,
+            stream,
+        });
+    }
+
+    /// Whether the driver should await the fan-out ring now.
+    pub(crate) fn can_take(&self) -> bool {
+        self.closing.is_none()
+            && matches!(self.phase, Phase::Live(_))
+            && Viewer::can_take(&self.out, &self.timers)
+    }
+
+    /// A fan-out message (or a lag) the driver received.
+    pub(crate) fn on_stream_event(
+        &mut self,
+        now: Instant,
+        ev: Result<StreamEvent, RecvError>,
+    ) -> Result<(), CloseReason> {
+        let result = self.take_fanout(now, Some(ev));
+        self.settle(now);
+        result
+    }
+
+    pub(super) fn take_fanout(
+        &mut self,
+        now: Instant,
+        first: Option<Result<StreamEvent, RecvError>>,
+    ) -> Result<(), CloseReason> {
+        let Phase::Live(live) = &mut self.phase else {
+            return Ok(());
+        };
+        live.viewer.take(
+            first,
+            &mut live.sink,
+            &mut self.out,
+            &mut self.timers,
+            now,
+            &self.shared.metrics,
+        )
     }
 }
