@@ -28,21 +28,24 @@ impl Default for ReaderLimits {
 /// What a chunk stream remembers between chunks: the last header (fmt 1/2/3 inherit from it)
 /// and the body of the message in progress, if any.
 #[derive(Debug, Default)]
-struct StreamState {
+pub(super) struct StreamState {
     /// Absolute timestamp of the current (or last) message.
     timestamp: u32,
     /// Delta a fmt 3 message start adds; after fmt 0 this is the fmt 0 timestamp field.
     delta: u32,
-    length: u32,
+    pub(super) length: u32,
     type_id: u8,
     stream_id: u32,
     /// The extended timestamp field of the last fmt 0/1/2 header, when it had one; fmt 3
     /// chunks may repeat it.
     extended: Option<u32>,
     /// Body received so far; grows chunk by chunk, never preallocated to `length`.
-    partial: BytesMut,
+    pub(super) partial: BytesMut,
     /// Whether a message is half received (a fmt 3 chunk then continues it).
-    in_progress: bool,
+    pub(super) in_progress: bool,
+    /// Body bytes of the message in progress passed over by [`ChunkReader::skim`] (kept
+    /// apart from `partial`, which stays empty for a skimmed message).
+    pub(super) skipped: u32,
 }
 
 /// Header fields of a chunk that starts a message.
@@ -56,15 +59,28 @@ struct Start {
     extended: Option<u32>,
 }
 
-/// A chunk whose bytes are all buffered, parsed but not yet applied.
+/// A chunk whose header is buffered, parsed but not yet applied.
 #[derive(Debug)]
-struct Chunk {
-    csid: u32,
+pub(super) struct Chunk {
+    pub(super) csid: u32,
     /// Basic header + message header + extended timestamp, in bytes.
-    header_len: usize,
-    payload_len: usize,
+    pub(super) header_len: usize,
+    pub(super) payload_len: usize,
     /// `None` for a continuation of the message in progress.
     start: Option<Start>,
+    /// Type of the message the chunk belongs to.
+    pub(super) type_id: u8,
+    /// Whether the chunk's payload completes its message.
+    completes: bool,
+    /// Bytes held in partial messages if this chunk's message is dropped or continued.
+    held_before: usize,
+}
+
+impl Chunk {
+    /// Whether the chunk starts a message (rather than continuing the one in progress).
+    pub(super) fn starts(&self) -> bool {
+        self.start.is_some()
+    }
 }
 
 /// Reassembles messages from chunks; per-chunk-stream state, so interleaving is fine.
@@ -91,10 +107,13 @@ struct Chunk {
 pub struct ChunkReader {
     limits: ReaderLimits,
     chunk_size: u32,
-    streams: HashMap<u32, StreamState>,
+    pub(super) streams: HashMap<u32, StreamState>,
     /// Bytes held in `partial` across all chunk streams.
-    buffered: usize,
-    bytes_read: u64,
+    pub(super) buffered: usize,
+    pub(super) bytes_read: u64,
+    /// [`Self::skim`] only: the chunk stream and the payload bytes still to pass over of the
+    /// skimmed chunk whose header was consumed but whose payload is not all in yet.
+    pub(super) skimming: Option<(u32, u32)>,
 }
 
 impl ChunkReader {
@@ -106,6 +125,7 @@ impl ChunkReader {
             streams: HashMap::new(),
             buffered: 0,
             bytes_read: 0,
+            skimming: None,
         }
     }
 
@@ -130,6 +150,7 @@ impl ChunkReader {
             self.buffered = self.buffered.saturating_sub(state.partial.len());
             state.partial = BytesMut::new();
             state.in_progress = false;
+            state.skipped = 0;
         }
     }
 
@@ -162,6 +183,29 @@ impl ChunkReader {
     /// Parses the chunk at the front of `buf` without consuming anything; `None` until the whole
     /// chunk is buffered. Limit errors are raised as soon as the header shows them.
     fn parse(&self, buf: &[u8]) -> Result<Option<Chunk>, ChunkError> {
+        let Some(chunk) = self.parse_header(buf)? else {
+            return Ok(None);
+        };
+        self.check_held(&chunk)?;
+        match chunk.header_len.checked_add(chunk.payload_len) {
+            Some(end) if end <= buf.len() => Ok(Some(chunk)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Refuses a chunk whose bytes would push the partial messages held past the limit.
+    pub(super) fn check_held(&self, chunk: &Chunk) -> Result<(), ChunkError> {
+        if !chunk.completes
+            && chunk.held_before.saturating_add(chunk.payload_len) > self.limits.max_buffered
+        {
+            return Err(ChunkError::TooMuchBuffered(self.limits.max_buffered));
+        }
+        Ok(())
+    }
+
+    /// Parses the chunk header at the front of `buf` (and decides the fmt 3 extended timestamp
+    /// question); `None` until the header is buffered. The payload need not be there yet.
+    pub(super) fn parse_header(&self, buf: &[u8]) -> Result<Option<Chunk>, ChunkError> {
         let Some(&b0) = buf.first() else {
             return Ok(None);
         };
@@ -288,50 +332,42 @@ impl ChunkReader {
                 (s.length, self.buffered.saturating_sub(dropped))
             }
             (None, Some(p)) => {
-                let got = u32::try_from(p.partial.len()).unwrap_or(u32::MAX);
+                let got = u32::try_from(p.partial.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(p.skipped);
                 (p.length.saturating_sub(got), self.buffered)
             }
             (None, None) => return Err(ChunkError::NoPreviousHeader(csid)),
         };
+        let type_id = match (&start, prev) {
+            (Some(s), _) => s.type_id,
+            (None, Some(p)) => p.type_id,
+            (None, None) => return Err(ChunkError::NoPreviousHeader(csid)),
+        };
         let payload_len = remaining.min(self.chunk_size);
+        let completes = payload_len == remaining;
         let payload_len = usize::try_from(payload_len).unwrap_or(usize::MAX);
-        if payload_len < usize::try_from(remaining).unwrap_or(usize::MAX) {
-            // This chunk leaves the message incomplete, so its bytes will be held.
-            let held = held_before.saturating_add(payload_len);
-            if held > self.limits.max_buffered {
-                return Err(ChunkError::TooMuchBuffered(self.limits.max_buffered));
-            }
-        }
-        match pos.checked_add(payload_len) {
-            Some(end) if end <= buf.len() => {}
-            _ => return Ok(None),
-        }
         Ok(Some(Chunk {
             csid,
             header_len: pos,
             payload_len,
             start,
+            type_id,
+            completes,
+            held_before,
         }))
     }
 
     /// Consumes a fully buffered chunk and updates its chunk stream; returns the message it
     /// completes, if any.
     fn apply(&mut self, chunk: Chunk, buf: &mut BytesMut) -> Option<RawMessage> {
-        let total = chunk.header_len + chunk.payload_len;
-        self.bytes_read = self.bytes_read.wrapping_add(total as u64);
-        let state = self.streams.entry(chunk.csid).or_default();
+        let state = Self::begin(
+            &mut self.streams,
+            &mut self.buffered,
+            &mut self.bytes_read,
+            &chunk,
+        );
         if let Some(s) = chunk.start {
-            if state.in_progress {
-                self.buffered = self.buffered.saturating_sub(state.partial.len());
-                state.partial = BytesMut::new();
-                state.in_progress = false;
-            }
-            state.timestamp = s.timestamp;
-            state.delta = s.delta;
-            state.length = s.length;
-            state.type_id = s.type_id;
-            state.stream_id = s.stream_id;
-            state.extended = s.extended;
             buf.advance(chunk.header_len);
             if u32::try_from(chunk.payload_len).ok() == Some(s.length) {
                 // Whole message in one chunk: hand out the input bytes without copying.
@@ -362,9 +398,40 @@ impl ChunkReader {
             payload,
         })
     }
+
+    /// Counts the chunk's bytes and, for a chunk that starts a message, makes its header the
+    /// chunk stream's (dropping whatever was half received there); returns the stream.
+    ///
+    /// Takes the reader's fields apart so the caller can go on updating `buffered` while it
+    /// holds the stream.
+    pub(super) fn begin<'a>(
+        streams: &'a mut HashMap<u32, StreamState>,
+        buffered: &mut usize,
+        bytes_read: &mut u64,
+        chunk: &Chunk,
+    ) -> &'a mut StreamState {
+        let total = chunk.header_len + chunk.payload_len;
+        *bytes_read = bytes_read.wrapping_add(total as u64);
+        let state = streams.entry(chunk.csid).or_default();
+        if let Some(s) = chunk.start {
+            if state.in_progress {
+                *buffered = buffered.saturating_sub(state.partial.len());
+                state.partial = BytesMut::new();
+                state.in_progress = false;
+                state.skipped = 0;
+            }
+            state.timestamp = s.timestamp;
+            state.delta = s.delta;
+            state.length = s.length;
+            state.type_id = s.type_id;
+            state.stream_id = s.stream_id;
+            state.extended = s.extended;
+        }
+        state
+    }
 }
 
-fn header_of(csid: u32, state: &StreamState) -> MessageHeader {
+pub(super) fn header_of(csid: u32, state: &StreamState) -> MessageHeader {
     MessageHeader {
         csid,
         timestamp: state.timestamp,
