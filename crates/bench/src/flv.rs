@@ -2,13 +2,15 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use rtmp_proto::message::type_id;
+use rtmp_proto::session::MediaKind;
 use std::path::Path;
 
 /// One FLV tag: what the publisher sends as one RTMP message.
 #[derive(Debug, Clone)]
 pub(crate) struct Tag {
-    /// 8 audio, 9 video, 18 script data.
-    pub(crate) type_id: u8,
+    /// Audio, video, or script data (metadata).
+    pub(crate) kind: MediaKind,
     /// Milliseconds from the start of the file.
     pub(crate) timestamp: u32,
     pub(crate) body: Bytes,
@@ -33,10 +35,16 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(Vec<Tag>, u32)> {
         let Some(body) = data.get(pos + 11..pos + 11 + len) else {
             break;
         };
-        let type_id = h[0] & 0x1f;
-        if matches!(type_id, 8 | 9 | 18) {
+        // The FLV tag types are the RTMP message types of the same content.
+        let kind = match h[0] & 0x1f {
+            type_id::AUDIO => Some(MediaKind::Audio),
+            type_id::VIDEO => Some(MediaKind::Video),
+            type_id::DATA_AMF0 => Some(MediaKind::Metadata),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             tags.push(Tag {
-                type_id,
+                kind,
                 timestamp,
                 body: data.slice_ref(body),
             });
