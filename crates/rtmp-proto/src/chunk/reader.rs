@@ -2,7 +2,6 @@ use super::{
     ChunkError, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, MessageHeader, RawMessage,
 };
 use bytes::{Buf, BytesMut};
-use std::collections::HashMap;
 
 /// Bounds on what a peer can make the reader hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +73,8 @@ pub(super) struct Chunk {
     completes: bool,
     /// Bytes held in partial messages if this chunk's message is dropped or continued.
     held_before: usize,
+    /// Where the chunk stream's state is in [`ChunkReader::streams`]; `None` for a new one.
+    slot: Option<usize>,
 }
 
 impl Chunk {
@@ -107,13 +108,16 @@ impl Chunk {
 pub struct ChunkReader {
     limits: ReaderLimits,
     chunk_size: u32,
-    pub(super) streams: HashMap<u32, StreamState>,
+    /// Per chunk stream state, looked up by a linear scan: a connection uses a handful of
+    /// chunk streams (at most `max_chunk_streams`), where a scan beats hashing and the table
+    /// stays as small as the streams in use.
+    pub(super) streams: Vec<(u32, StreamState)>,
     /// Bytes held in `partial` across all chunk streams.
     pub(super) buffered: usize,
     pub(super) bytes_read: u64,
-    /// [`Self::skim`] only: the chunk stream and the payload bytes still to pass over of the
-    /// skimmed chunk whose header was consumed but whose payload is not all in yet.
-    pub(super) skimming: Option<(u32, u32)>,
+    /// [`Self::skim`] only: the slot in `streams` and the payload bytes still to pass over of
+    /// the skimmed chunk whose header was consumed but whose payload is not all in yet.
+    pub(super) skimming: Option<(usize, u32)>,
 }
 
 impl ChunkReader {
@@ -122,7 +126,7 @@ impl ChunkReader {
         Self {
             limits,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Vec::new(),
             buffered: 0,
             bytes_read: 0,
             skimming: None,
@@ -146,7 +150,7 @@ impl ChunkReader {
     /// Drops the partial message on `csid` (Abort message); the header state is kept because
     /// later fmt 1/2/3 chunks may still refer to it.
     pub fn abort(&mut self, csid: u32) {
-        if let Some(state) = self.streams.get_mut(&csid) {
+        if let Some((_, state)) = self.streams.iter_mut().find(|(c, _)| *c == csid) {
             self.buffered = self.buffered.saturating_sub(state.partial.len());
             state.partial = BytesMut::new();
             state.in_progress = false;
@@ -222,7 +226,10 @@ impl ChunkReader {
             low => (u32::from(low), 1),
         };
 
-        let prev = self.streams.get(&csid);
+        let slot = self.streams.iter().position(|(c, _)| *c == csid);
+        let prev = slot
+            .and_then(|i| self.streams.get(i))
+            .map(|(_, state)| state);
         let prev = match (fmt, prev) {
             (0, None) => {
                 if self.streams.len() >= self.limits.max_chunk_streams {
@@ -355,18 +362,18 @@ impl ChunkReader {
             type_id,
             completes,
             held_before,
+            slot,
         }))
     }
 
     /// Consumes a fully buffered chunk and updates its chunk stream; returns the message it
     /// completes, if any.
     fn apply(&mut self, chunk: Chunk, buf: &mut BytesMut) -> Option<RawMessage> {
-        let state = Self::begin(
-            &mut self.streams,
-            &mut self.buffered,
-            &mut self.bytes_read,
-            &chunk,
-        );
+        let slot = self.begin(&chunk);
+        let Some((_, state)) = self.streams.get_mut(slot) else {
+            // `begin` returns a slot it just checked or filled.
+            return None;
+        };
         if let Some(s) = chunk.start {
             buf.advance(chunk.header_len);
             if u32::try_from(chunk.payload_len).ok() == Some(s.length) {
@@ -400,22 +407,20 @@ impl ChunkReader {
     }
 
     /// Counts the chunk's bytes and, for a chunk that starts a message, makes its header the
-    /// chunk stream's (dropping whatever was half received there); returns the stream.
-    ///
-    /// Takes the reader's fields apart so the caller can go on updating `buffered` while it
-    /// holds the stream.
-    pub(super) fn begin<'a>(
-        streams: &'a mut HashMap<u32, StreamState>,
-        buffered: &mut usize,
-        bytes_read: &mut u64,
-        chunk: &Chunk,
-    ) -> &'a mut StreamState {
+    /// chunk stream's (dropping whatever was half received there); returns the stream's slot.
+    pub(super) fn begin(&mut self, chunk: &Chunk) -> usize {
         let total = chunk.header_len + chunk.payload_len;
-        *bytes_read = bytes_read.wrapping_add(total as u64);
-        let state = streams.entry(chunk.csid).or_default();
-        if let Some(s) = chunk.start {
+        self.bytes_read = self.bytes_read.wrapping_add(total as u64);
+        let slot = match chunk.slot {
+            Some(i) if i < self.streams.len() => i,
+            _ => {
+                self.streams.push((chunk.csid, StreamState::default()));
+                self.streams.len() - 1
+            }
+        };
+        if let (Some(s), Some((_, state))) = (chunk.start, self.streams.get_mut(slot)) {
             if state.in_progress {
-                *buffered = buffered.saturating_sub(state.partial.len());
+                self.buffered = self.buffered.saturating_sub(state.partial.len());
                 state.partial = BytesMut::new();
                 state.in_progress = false;
                 state.skipped = 0;
@@ -427,7 +432,7 @@ impl ChunkReader {
             state.stream_id = s.stream_id;
             state.extended = s.extended;
         }
-        state
+        slot
     }
 }
 

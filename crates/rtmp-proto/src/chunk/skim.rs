@@ -44,17 +44,18 @@ impl ChunkReader {
         let mut used = 0;
         loop {
             let rest = data.get(used..).unwrap_or_default();
-            if let Some((csid, left)) = self.skimming {
+            if let Some((slot, left)) = self.skimming {
                 let n = u32::try_from(rest.len()).unwrap_or(u32::MAX).min(left);
                 used += n as usize;
-                let Some(state) = self.streams.get_mut(&csid) else {
-                    // Skimming starts only on a stream `begin` just created; nothing removes it.
+                let Some((csid, state)) = self.streams.get_mut(slot) else {
+                    // The slot came from `begin`, and slots are never removed.
                     self.skimming = None;
                     continue;
                 };
+                let csid = *csid;
                 state.skipped = state.skipped.saturating_add(n);
                 if n < left {
-                    self.skimming = Some((csid, left - n));
+                    self.skimming = Some((slot, left - n));
                     return Ok((used, None));
                 }
                 self.skimming = None;
@@ -73,16 +74,13 @@ impl ChunkReader {
                 return Ok((used, None));
             };
             if skip(chunk.type_id) {
-                let state = Self::begin(
-                    &mut self.streams,
-                    &mut self.buffered,
-                    &mut self.bytes_read,
-                    &chunk,
-                );
-                state.in_progress = true;
+                let slot = self.begin(&chunk);
+                if let Some((_, state)) = self.streams.get_mut(slot) {
+                    state.in_progress = true;
+                }
                 used += chunk.header_len;
                 let left = u32::try_from(chunk.payload_len).unwrap_or(u32::MAX);
-                self.skimming = Some((chunk.csid, left));
+                self.skimming = Some((slot, left));
                 continue;
             }
             self.check_held(&chunk)?;
@@ -99,12 +97,8 @@ impl ChunkReader {
 
     /// [`Self::read`]'s `apply` for a chunk read whole out of a borrowed slice.
     fn apply_copied(&mut self, chunk: &Chunk, payload: &[u8]) -> Option<RawMessage> {
-        let state = Self::begin(
-            &mut self.streams,
-            &mut self.buffered,
-            &mut self.bytes_read,
-            chunk,
-        );
+        let slot = self.begin(chunk);
+        let (_, state) = self.streams.get_mut(slot)?;
         if chunk.starts() && usize::try_from(state.length).ok() == Some(payload.len()) {
             return Some(RawMessage {
                 header: header_of(chunk.csid, state),

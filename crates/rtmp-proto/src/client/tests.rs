@@ -346,3 +346,47 @@ fn nothing_is_sent_before_the_handshake_is_over() {
     p.pump();
     assert_eq!(p.server.in_chunk_size(), 1000);
 }
+
+/// Rewrites the seed corpus of the `client_session` fuzz target from real server transcripts
+/// (`cargo test -p rtmp-proto -- --ignored write_client_fuzz_corpus`).
+#[test]
+#[ignore = "writes fuzz corpus files; run by hand"]
+fn write_client_fuzz_corpus() {
+    let mut publish = publish_flow(usize::MAX);
+    send_some_media(&mut publish);
+    publish.server.send_ping(publish.at(1.0));
+    publish.pump();
+
+    let mut play = Pair::playing(config());
+    play.server_media(MediaKind::Video, 0, &media(5000, 0x17));
+    play.server_media(MediaKind::Audio, 20, &media(40, 0xAF));
+    play.server.play_notify(false);
+    play.pump();
+
+    let mut refused = Pair::new(config());
+    refused.publish = Answer::Reject("cam is already live");
+    refused.client.publish(refused.now, "cam").unwrap();
+    refused.pump();
+
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/client_session");
+    std::fs::create_dir_all(&dir).unwrap();
+    let handshake = 1 + 2 * crate::handshake::HANDSHAKE_SIZE;
+    // Flags: bit 0 synthetic S0+S1+S2, bit 1 headers only, bit 2 play, bits 3-5 read size.
+    let seeds: [(&str, u8, &[u8]); 5] = [
+        ("publish-plain", 0x00, &publish.from_server),
+        ("publish-bytewise", 1 << 3, &publish.from_server),
+        ("play-full", 0x04, &play.from_server),
+        (
+            "play-headers-only-synthetic-handshake",
+            0x01 | 0x02 | 0x04 | (6 << 3),
+            &play.from_server[handshake..],
+        ),
+        ("refused-publish", 0x00, &refused.from_server),
+    ];
+    for (name, flags, bytes) in seeds {
+        let mut file = vec![flags];
+        file.extend_from_slice(bytes);
+        std::fs::write(dir.join(name), &file).unwrap();
+    }
+}

@@ -36,6 +36,8 @@ pub(super) struct Pair {
     pub(super) server_events: Vec<Event>,
     /// Everything the client sent after C2, decoded.
     pub(super) sent: Vec<(MessageHeader, Message)>,
+    /// Every byte the server side delivered to the client, for corpus files.
+    pub(super) from_server: Vec<u8>,
     tap: ChunkReader,
     tap_skip: usize,
     tap_buf: bytes::BytesMut,
@@ -72,6 +74,7 @@ impl Pair {
             client_events: Vec::new(),
             server_events: Vec::new(),
             sent: Vec::new(),
+            from_server: Vec::new(),
             tap: ChunkReader::new(ReaderLimits::default()),
             tap_skip: 1 + 2 * HANDSHAKE_SIZE,
             tap_buf: bytes::BytesMut::new(),
@@ -113,6 +116,7 @@ impl Pair {
 
     /// Feeds server-side bytes to the client, `step` at a time, collecting its events.
     pub(super) fn deliver(&mut self, bytes: &[u8]) {
+        self.from_server.extend_from_slice(bytes);
         for piece in bytes.chunks(self.step.max(1)) {
             self.client
                 .feed(self.now, piece)
