@@ -157,9 +157,10 @@ impl ClientSession {
     /// The setup deadline covers every request in flight; a request made while none is
     /// counts from `now`.
     fn arm_setup(&mut self, now: Instant) {
-        if self.timers.get(ClientTimer::Setup).is_none() {
-            self.timers
-                .set(ClientTimer::Setup, now + self.config.timeouts.setup);
+        if self.timers.get(ClientTimer::Setup).is_none()
+            && let Some(at) = now.checked_add(self.config.timeouts.setup)
+        {
+            self.timers.set(ClientTimer::Setup, at);
         }
     }
 
@@ -250,10 +251,13 @@ impl ClientSession {
             self.advance();
             self.settle_setup();
         } else if tid == self.create_tid && self.stream == Stream::Creating {
+            // The id is the first argument; a few servers leave out the null command object,
+            // so it arrives in that place instead.
             let id = cmd
                 .args
                 .iter()
                 .find_map(Value::as_f64)
+                .or(cmd.command_object.as_f64())
                 .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= f64::from(u32::MAX))
                 .ok_or(ProtocolError::UnexpectedCommand {
                     name: cmd.name.clone(),
@@ -314,8 +318,14 @@ impl ClientSession {
     }
 
     pub(super) fn arm_media_idle(&mut self, now: Instant) {
-        if let Some(idle) = self.config.timeouts.media_idle {
-            self.timers.set(ClientTimer::MediaIdle, now + idle);
+        // A bound too far out to represent is no bound.
+        if let Some(at) = self
+            .config
+            .timeouts
+            .media_idle
+            .and_then(|idle| now.checked_add(idle))
+        {
+            self.timers.set(ClientTimer::MediaIdle, at);
         }
     }
 }

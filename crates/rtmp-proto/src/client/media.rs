@@ -25,7 +25,7 @@ impl ClientSession {
     /// for `StreamEnded`. Servers send media on the played stream's id, but not all of them on
     /// exactly that id, so any media while playing is taken.
     fn media_arrived(&mut self, now: Instant) -> bool {
-        if !self.playing() {
+        if !self.playing() || matches!(self.phase, Phase::Refused) {
             return false;
         }
         self.ended = false;

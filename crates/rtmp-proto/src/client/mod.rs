@@ -115,7 +115,9 @@ impl ClientSession {
     /// session byte for byte.
     pub fn with_rng(config: ClientConfig, now: Instant, rng: HandshakeRng) -> Self {
         let mut timers = ClientTimerTable::default();
-        timers.set(ClientTimer::Setup, now + config.timeouts.setup);
+        if let Some(at) = now.checked_add(config.timeouts.setup) {
+            timers.set(ClientTimer::Setup, at);
+        }
         let mut handshake = ClientHandshake::with_rng(rng);
         let mut out = BytesMut::new();
         handshake.start(&mut out);
@@ -386,11 +388,10 @@ impl ClientSession {
     pub fn on_write_state(&mut self, now: Instant, pending: bool, progressed: bool) {
         if !pending {
             self.timers.stop(ClientTimer::WriteStall);
-        } else if progressed || self.timers.get(ClientTimer::WriteStall).is_none() {
-            self.timers.set(
-                ClientTimer::WriteStall,
-                now + self.config.timeouts.write_stall,
-            );
+        } else if (progressed || self.timers.get(ClientTimer::WriteStall).is_none())
+            && let Some(at) = now.checked_add(self.config.timeouts.write_stall)
+        {
+            self.timers.set(ClientTimer::WriteStall, at);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Deterministic client session tests: a [`ClientSession`] against our own [`ServerSession`]
 //! in memory, seeded handshakes, an explicit clock.
 
+mod answers;
 mod play;
 mod props;
 mod timers;
@@ -10,7 +11,7 @@ use super::*;
 use crate::amf0::Value;
 use crate::handshake::ServerHandshake;
 use crate::message::Command;
-use crate::session::{Event, Media, SessionConfig};
+use crate::session::{Event, Media, ProtocolError, SessionConfig};
 use util::*;
 
 pub(super) fn status_codes(events: &[ClientEvent]) -> Vec<&str> {
@@ -187,64 +188,6 @@ fn connect_carries_the_configured_properties() {
     // Set Chunk Size goes out before connect; the window answers Set Peer Bandwidth.
     assert_eq!(sent[0], Message::SetChunkSize(4096));
     assert!(sent.contains(&Message::WindowAckSize(2_500_000)));
-}
-
-#[test]
-fn refused_publish_surfaces_code_and_description() {
-    let mut p = Pair::new(config());
-    p.publish = Answer::Reject("cam is already live");
-    p.client.publish(p.now, "cam").unwrap();
-    p.pump();
-    let events = p.events();
-    assert_eq!(
-        events.last(),
-        Some(&ClientEvent::Refused {
-            code: "NetStream.Publish.BadName".into(),
-            description: "cam is already live".into()
-        })
-    );
-    assert_eq!(p.client.state(), ClientState::Refused);
-    assert_eq!(p.client.poll_timeout(), None, "nothing left to wait for");
-    assert_eq!(p.client.publish(p.now, "other"), Err(ClientError::Refused));
-}
-
-#[test]
-fn refused_play_and_refused_connect() {
-    let mut p = Pair::new(config());
-    p.play = Answer::Reject("no such stream");
-    p.client.play(p.now, "cam").unwrap();
-    p.pump();
-    assert_eq!(status_codes(&p.events()), ["NetStream.Play.Failed"]);
-
-    // An `_error` answer to connect, as servers reject an app.
-    let t0 = Instant::now();
-    let mut client = ClientSession::with_rng(config(), t0, rng(1));
-    let mut c0c1 = BytesMut::from(&client.take_output().unwrap()[..]);
-    let mut s0s1s2 = BytesMut::new();
-    ServerHandshake::with_rng(rng(2))
-        .process(&mut c0c1, &mut s0s1s2)
-        .unwrap();
-    client.feed(t0, &s0s1s2).unwrap();
-    assert_eq!(client.state(), ClientState::Connecting);
-    let info = Command::status_info("error", "NetConnection.Connect.Rejected", "no such app");
-    let (type_id, body) = Message::Command(Command::error(1.0, Value::Null, info)).encode();
-    let header = MessageHeader {
-        csid: 3,
-        timestamp: 0,
-        type_id,
-        stream_id: 0,
-    };
-    client
-        .feed(t0, &ChunkWriter::default().encode(&header, &body))
-        .unwrap();
-    assert_eq!(
-        client.poll_event(),
-        Some(ClientEvent::Refused {
-            code: "NetConnection.Connect.Rejected".into(),
-            description: "no such app".into()
-        })
-    );
-    assert_eq!(client.state(), ClientState::Refused);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The client's deadline table as the session drives it: setup, media idle, write stall.
 
 use super::*;
+use std::time::Duration;
 
 /// Jumps the clock to the next deadline and runs it, as a driver would.
 fn jump(p: &mut Pair) -> Option<CloseReason> {
@@ -100,4 +101,15 @@ fn write_stall_follows_write_progress() {
     assert_eq!(jump(&mut p), Some(CloseReason::WriteStall));
     assert!(CloseReason::WriteStall.wants_reset());
     assert_eq!(CloseReason::MediaIdle.label(), "media_idle");
+}
+
+#[test]
+fn bounds_too_far_out_are_no_bounds() {
+    let mut cfg = config();
+    cfg.timeouts.setup = Duration::MAX;
+    cfg.timeouts.media_idle = Some(Duration::MAX);
+    cfg.timeouts.write_stall = Duration::MAX;
+    let mut p = Pair::playing(cfg);
+    p.client.on_write_state(p.now, true, false);
+    assert_eq!(p.client.poll_timeout(), None);
 }
