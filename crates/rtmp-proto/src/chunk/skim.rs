@@ -75,12 +75,32 @@ impl ChunkReader {
             };
             if skip(chunk.type_id) {
                 let slot = self.begin(&chunk);
-                if let Some((_, state)) = self.streams.get_mut(slot) {
-                    state.in_progress = true;
-                }
                 used += chunk.header_len;
-                let left = u32::try_from(chunk.payload_len).unwrap_or(u32::MAX);
-                self.skimming = Some((slot, left));
+                let here = rest.len().saturating_sub(chunk.header_len);
+                let n = chunk.payload_len.min(here);
+                used += n;
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                let left = u32::try_from(chunk.payload_len).unwrap_or(u32::MAX) - n;
+                let Some((_, state)) = self.streams.get_mut(slot) else {
+                    // `begin` returns a slot it just checked or filled.
+                    continue;
+                };
+                state.in_progress = true;
+                state.skipped = state.skipped.saturating_add(n);
+                if left > 0 {
+                    // The rest of this chunk's payload comes with the next input.
+                    self.skimming = Some((slot, left));
+                    return Ok((used, None));
+                }
+                if state.skipped >= state.length {
+                    state.in_progress = false;
+                    state.skipped = 0;
+                    let skipped = Skimmed::Skipped {
+                        header: header_of(chunk.csid, state),
+                        len: state.length,
+                    };
+                    return Ok((used, Some(skipped)));
+                }
                 continue;
             }
             self.check_held(&chunk)?;
