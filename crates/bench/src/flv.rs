@@ -57,3 +57,47 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(Vec<Tag>, u32)> {
     }
     Ok((tags, duration))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One FLV tag: header (type, size, timestamp with its extension byte, stream id), body,
+    /// previous-tag size.
+    fn tag(out: &mut Vec<u8>, type_id: u8, timestamp: u32, body: &[u8]) {
+        out.push(type_id);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(&timestamp.to_be_bytes()[1..]);
+        out.push((timestamp >> 24) as u8);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
+    }
+
+    #[test]
+    fn tags_become_media_kinds_with_full_timestamps() {
+        let mut file = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        tag(&mut file, 18, 0, b"meta");
+        tag(&mut file, 9, 0x0100_0021, b"video");
+        tag(&mut file, 8, 40, b"au");
+        tag(&mut file, 15, 50, b"skipped");
+        let path = std::env::temp_dir().join(format!("bench-flv-{}.flv", std::process::id()));
+        std::fs::write(&path, &file).unwrap();
+        let loaded = load(&path);
+        std::fs::remove_file(&path).unwrap();
+        let (tags, duration) = loaded.unwrap();
+        let got: Vec<(MediaKind, u32, &[u8])> = tags
+            .iter()
+            .map(|t| (t.kind, t.timestamp, &t.body[..]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (MediaKind::Metadata, 0, &b"meta"[..]),
+                (MediaKind::Video, 0x0100_0021, &b"video"[..]),
+                (MediaKind::Audio, 40, &b"au"[..]),
+            ]
+        );
+        assert_eq!(duration, 0x0100_0021);
+    }
+}
