@@ -15,7 +15,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(handshake chunk_reader amf0_decode command_parse session fmp4_mux playback_request)
+  targets=(handshake chunk_reader amf0_decode command_parse session client_session fmp4_mux playback_request)
 fi
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

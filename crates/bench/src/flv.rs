@@ -2,13 +2,15 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use rtmp_proto::message::type_id;
+use rtmp_proto::session::MediaKind;
 use std::path::Path;
 
 /// One FLV tag: what the publisher sends as one RTMP message.
 #[derive(Debug, Clone)]
 pub(crate) struct Tag {
-    /// 8 audio, 9 video, 18 script data.
-    pub(crate) type_id: u8,
+    /// Audio, video, or script data (metadata).
+    pub(crate) kind: MediaKind,
     /// Milliseconds from the start of the file.
     pub(crate) timestamp: u32,
     pub(crate) body: Bytes,
@@ -33,10 +35,16 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(Vec<Tag>, u32)> {
         let Some(body) = data.get(pos + 11..pos + 11 + len) else {
             break;
         };
-        let type_id = h[0] & 0x1f;
-        if matches!(type_id, 8 | 9 | 18) {
+        // The FLV tag types are the RTMP message types of the same content.
+        let kind = match h[0] & 0x1f {
+            type_id::AUDIO => Some(MediaKind::Audio),
+            type_id::VIDEO => Some(MediaKind::Video),
+            type_id::DATA_AMF0 => Some(MediaKind::Metadata),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             tags.push(Tag {
-                type_id,
+                kind,
                 timestamp,
                 body: data.slice_ref(body),
             });
@@ -48,4 +56,48 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<(Vec<Tag>, u32)> {
         bail!("{} has no tags", path.display());
     }
     Ok((tags, duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One FLV tag: header (type, size, timestamp with its extension byte, stream id), body,
+    /// previous-tag size.
+    fn tag(out: &mut Vec<u8>, type_id: u8, timestamp: u32, body: &[u8]) {
+        out.push(type_id);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(&timestamp.to_be_bytes()[1..]);
+        out.push((timestamp >> 24) as u8);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
+    }
+
+    #[test]
+    fn tags_become_media_kinds_with_full_timestamps() {
+        let mut file = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        tag(&mut file, 18, 0, b"meta");
+        tag(&mut file, 9, 0x0100_0021, b"video");
+        tag(&mut file, 8, 40, b"au");
+        tag(&mut file, 15, 50, b"skipped");
+        let path = std::env::temp_dir().join(format!("bench-flv-{}.flv", std::process::id()));
+        std::fs::write(&path, &file).unwrap();
+        let loaded = load(&path);
+        std::fs::remove_file(&path).unwrap();
+        let (tags, duration) = loaded.unwrap();
+        let got: Vec<(MediaKind, u32, &[u8])> = tags
+            .iter()
+            .map(|t| (t.kind, t.timestamp, &t.body[..]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (MediaKind::Metadata, 0, &b"meta"[..]),
+                (MediaKind::Video, 0x0100_0021, &b"video"[..]),
+                (MediaKind::Audio, 40, &b"au"[..]),
+            ]
+        );
+        assert_eq!(duration, 0x0100_0021);
+    }
 }

@@ -14,14 +14,11 @@ mod conn;
 mod flv;
 mod report;
 mod stats;
-mod wire;
 
 use anyhow::{Context as _, bail};
-use bytes::{BufMut as _, BytesMut};
 use clap::{Parser, Subcommand};
 use conn::{Conn, Role, Target};
-use rtmp_proto::chunk::{ChunkWriter, MessageHeader};
-use rtmp_proto::message::Message;
+use rtmp_proto::session::MediaKind;
 use stats::{Histogram, PlayerStats, ProcSample, proc_sample};
 use std::cell::{Cell, RefCell};
 use std::net::ToSocketAddrs as _;
@@ -167,36 +164,13 @@ async fn publish(
     origin_out: Rc<Cell<Option<Instant>>>,
 ) -> anyhow::Result<()> {
     let mut conn = Conn::open(&target, Role::Publish, &name, None, Duration::from_secs(10)).await?;
-    let stream_id = conn.stream_id();
-    let mut writer = ChunkWriter::default();
-    let mut out = BytesMut::with_capacity(64 * 1024);
-    // Larger chunks: fewer headers for the server to parse (as OBS and ffmpeg do).
-    let (t, body) = Message::SetChunkSize(4096).encode();
-    writer.write(
-        &MessageHeader {
-            csid: 2,
-            timestamp: 0,
-            type_id: t,
-            stream_id: 0,
-        },
-        &body,
-        &mut out,
-    );
-    writer.set_chunk_size(4096);
-    conn.send_chunks(&out).await?;
-    let mut set_data_frame = BytesMut::new();
-    rtmp_proto::amf0::encode(
-        &rtmp_proto::amf0::Value::string("@setDataFrame"),
-        &mut set_data_frame,
-    );
     let origin = Instant::now() + Duration::from_millis(100);
     origin_out.set(Some(origin));
-    let mut data = BytesMut::new();
     for cycle in 0u32.. {
         // Timestamps keep increasing across loops, as a live encoder's would.
         let offset = cycle.wrapping_mul(duration_ms + 40);
         for tag in tags.iter() {
-            if tag.type_id == 18 && cycle > 0 {
+            if tag.kind == MediaKind::Metadata && cycle > 0 {
                 continue;
             }
             let ts = tag.timestamp.wrapping_add(offset);
@@ -211,26 +185,8 @@ async fn publish(
                     }
                 }
             }
-            out.clear();
-            let header = MessageHeader {
-                csid: match tag.type_id {
-                    8 => 4,
-                    9 => 6,
-                    _ => 5,
-                },
-                timestamp: ts,
-                type_id: tag.type_id,
-                stream_id,
-            };
-            if tag.type_id == 18 {
-                data.clear();
-                data.put_slice(&set_data_frame);
-                data.put_slice(&tag.body);
-                writer.write(&header, &data, &mut out);
-            } else {
-                writer.write(&header, &tag.body, &mut out);
-            }
-            conn.send_chunks(&out).await?;
+            // Script tags are `onMetaData, {…}`: the session wraps them in `@setDataFrame`.
+            conn.send_media(tag.kind, ts, &tag.body).await?;
         }
     }
     Ok(())

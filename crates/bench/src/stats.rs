@@ -19,8 +19,6 @@ pub(crate) struct PlayerStats {
     pub(crate) measuring: bool,
     /// Lag samples in ms, by bucket (shared by all players; `None` in snapshots).
     pub(crate) lag: Option<std::rc::Rc<std::cell::RefCell<Histogram>>>,
-    /// Worst lag seen by this player in the window, in ms.
-    pub(crate) worst_lag_ms: u64,
     /// Set when the connection ended.
     pub(crate) closed: Option<String>,
 }
@@ -34,21 +32,19 @@ impl PlayerStats {
             max_ts: None,
             measuring: false,
             lag: Some(lag),
-            worst_lag_ms: 0,
             closed: None,
         }
     }
 
     /// Counts one media message; lag is how long after the publisher sent it (by the file's
     /// clock) it arrived here.
-    pub(crate) fn on_media(&mut self, _type_id: u8, timestamp: u32, len: u32, now: Instant) {
+    pub(crate) fn on_media(&mut self, timestamp: u32, len: u32, now: Instant) {
         self.bytes += u64::from(len);
         self.frames += 1;
         self.max_ts = Some(self.max_ts.map_or(timestamp, |m| m.max(timestamp)));
         if self.measuring {
             let sent = self.origin + Duration::from_millis(u64::from(timestamp));
             let lag = now.saturating_duration_since(sent).as_millis() as u64;
-            self.worst_lag_ms = self.worst_lag_ms.max(lag);
             if let Some(h) = &self.lag {
                 h.borrow_mut().record(lag);
             }

@@ -17,17 +17,21 @@ use crate::session::{Event, ServerSession, SessionConfig};
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 
+mod client;
+pub use client::client_session;
+
 /// A fuzz entry point: takes any bytes, panics only on a broken invariant.
 pub type Target = fn(&[u8]);
 
 /// Every target by the name of its fuzz binary and corpus directory, so the replay test cannot
 /// miss one.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("handshake", handshake),
     ("chunk_reader", chunk_reader),
     ("amf0_decode", amf0_decode),
     ("command_parse", command_parse),
     ("session", session),
+    ("client_session", client_session),
 ];
 
 /// The server handshake on arbitrary bytes, whole and split in two: both must agree on the

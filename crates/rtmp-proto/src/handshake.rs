@@ -9,6 +9,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::Rng;
 use sha2::Sha256;
+use std::fmt;
 
 /// Size of C1/S1/C2/S2.
 pub const HANDSHAKE_SIZE: usize = 1536;
@@ -157,10 +158,48 @@ fn sign_block(block: &mut [u8], schema: DigestSchema, key: &[u8]) -> [u8; DIGEST
     digest
 }
 
-fn random_block() -> [u8; HANDSHAKE_SIZE] {
-    let mut block = [0; HANDSHAKE_SIZE];
-    rand::rng().fill_bytes(&mut block);
-    block
+/// Where the random filler of C1/S1/S2 comes from.
+///
+/// The thread-local CSPRNG by default (drawn at the moment it is needed, so a session stays
+/// `Send` and costs no generator state while it waits); tests and fuzzing inject a seeded
+/// generator so a whole session replays byte for byte. The bytes only need to be unpredictable
+/// enough that a peer cannot tell connections apart by them; no secret depends on them.
+#[derive(Default)]
+pub struct HandshakeRng(Option<Box<dyn Rng + Send + Sync>>);
+
+impl HandshakeRng {
+    /// The thread-local CSPRNG (`rand::rng()`).
+    pub fn thread() -> Self {
+        Self(None)
+    }
+
+    /// Bytes from `rng`, e.g. a `rand::rngs::StdRng` seeded in a test.
+    pub fn from_rng(rng: impl Rng + Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(rng)))
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        match &mut self.0 {
+            Some(rng) => rng.fill_bytes(buf),
+            None => rand::rng().fill_bytes(buf),
+        }
+    }
+
+    fn block(&mut self) -> [u8; HANDSHAKE_SIZE] {
+        let mut block = [0; HANDSHAKE_SIZE];
+        self.fill(&mut block);
+        block
+    }
+}
+
+impl fmt::Debug for HandshakeRng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "HandshakeRng(injected)",
+            None => "HandshakeRng(thread)",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +217,7 @@ enum ServerState {
 pub struct ServerHandshake {
     state: ServerState,
     schema: Option<DigestSchema>,
+    rng: HandshakeRng,
 }
 
 impl Default for ServerHandshake {
@@ -189,9 +229,15 @@ impl Default for ServerHandshake {
 impl ServerHandshake {
     /// A fresh handshake; the random S1/S2 bytes are drawn when C1 arrives.
     pub fn new() -> Self {
+        Self::with_rng(HandshakeRng::thread())
+    }
+
+    /// A fresh handshake drawing its random bytes from `rng`.
+    pub fn with_rng(rng: HandshakeRng) -> Self {
         Self {
             state: ServerState::AwaitC0C1,
             schema: None,
+            rng,
         }
     }
 
@@ -239,21 +285,21 @@ impl ServerHandshake {
         match found {
             Some((schema, client_digest)) => {
                 self.schema = Some(schema);
-                let mut s1 = random_block();
+                let mut s1 = self.rng.block();
                 // Time 0: our epoch starts with this connection (the spec allows any value).
                 s1[..4].fill(0);
                 s1[4..8].copy_from_slice(&SERVER_VERSION);
                 sign_block(&mut s1, schema, FMS_KEY_TEXT);
                 out.put_slice(&s1);
 
-                let mut s2 = random_block();
+                let mut s2 = self.rng.block();
                 let key = hmac_sha256(&fms_key(), &[&client_digest]);
                 let signature = hmac_sha256(&key, &[&s2[..HANDSHAKE_SIZE - DIGEST_LEN]]);
                 s2[HANDSHAKE_SIZE - DIGEST_LEN..].copy_from_slice(&signature);
                 out.put_slice(&s2);
             }
             None => {
-                let mut s1 = random_block();
+                let mut s1 = self.rng.block();
                 // Time 0, then the 4 zero bytes the plain form requires.
                 s1[..8].fill(0);
                 out.put_slice(&s1);
@@ -272,19 +318,34 @@ enum ClientState {
     Done,
 }
 
-/// The client side of the handshake (plain form), for the load generator and tests.
+/// The client side of the handshake (plain form: zero version, C2 echoes S1), which every
+/// server accepts; the digest form only matters to Flash Player-era servers that insist on it.
 #[derive(Debug, Default)]
 pub struct ClientHandshake {
     state: ClientState,
+    rng: HandshakeRng,
 }
 
 impl ClientHandshake {
+    /// A fresh handshake drawing the random bytes of C1 from `rng`.
+    pub fn with_rng(rng: HandshakeRng) -> Self {
+        Self {
+            state: ClientState::Start,
+            rng,
+        }
+    }
+
+    /// Whether S0+S1+S2 are all in (C2 has been written).
+    pub fn is_done(&self) -> bool {
+        self.state == ClientState::Done
+    }
+
     /// Appends C0+C1 to `out`; call once at the start (later calls do nothing).
     pub fn start(&mut self, out: &mut BytesMut) {
         if self.state != ClientState::Start {
             return;
         }
-        let mut c1 = random_block();
+        let mut c1 = self.rng.block();
         c1[..8].fill(0);
         out.reserve(1 + HANDSHAKE_SIZE);
         out.put_u8(RTMP_VERSION);
@@ -321,6 +382,16 @@ impl ClientHandshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn seeded(seed: u64) -> HandshakeRng {
+        HandshakeRng::from_rng(StdRng::seed_from_u64(seed))
+    }
+
+    fn random_block() -> [u8; HANDSHAKE_SIZE] {
+        seeded(99).block()
+    }
 
     /// Runs server and client against each other, moving `step` bytes at a time each way.
     fn run_pair(step: usize, trailer: &[u8]) -> (BytesMut, BytesMut) {
@@ -520,9 +591,60 @@ mod tests {
     }
 
     #[test]
-    fn key_constants_have_protocol_lengths() {
-        assert_eq!(fms_key().len(), 68);
-        assert_eq!(fp_key().len(), 62);
-        assert_eq!(&fms_key()[..36], b"Genuine Adobe Flash Media Server 001");
+    fn keys_are_the_published_text_and_tail() {
+        // The S1 digest is keyed with the text part alone, S2 with text + tail; a typo in
+        // either breaks every Flash Player client, so check the bytes, not just the lengths.
+        let fms = fms_key();
+        assert_eq!(&fms[..36], b"Genuine Adobe Flash Media Server 001");
+        assert_eq!(&fms[36..], &KEY_TAIL);
+        let fp = fp_key();
+        assert_eq!(&fp[..30], b"Genuine Adobe Flash Player 001");
+        assert_eq!(&fp[30..], &KEY_TAIL);
+        assert_eq!(&KEY_TAIL[..4], &[0xF0, 0xEE, 0xC2, 0x4A]);
+        assert_eq!(&KEY_TAIL[28..], &[0xCF, 0xEB, 0x31, 0xAE]);
+    }
+
+    /// One plain handshake between seeded peers: C0+C1, S0+S1+S2, C2 as sent on the wire.
+    fn seeded_exchange(client_seed: u64, server_seed: u64) -> (BytesMut, BytesMut, BytesMut) {
+        let mut client = ClientHandshake::with_rng(seeded(client_seed));
+        let mut server = ServerHandshake::with_rng(seeded(server_seed));
+        let mut c0c1 = BytesMut::new();
+        client.start(&mut c0c1);
+        let (mut input, mut s0s1s2) = (c0c1.clone(), BytesMut::new());
+        server.process(&mut input, &mut s0s1s2).unwrap();
+        let (mut input, mut c2) = (s0s1s2.clone(), BytesMut::new());
+        assert_eq!(
+            client.process(&mut input, &mut c2).unwrap(),
+            HandshakeProgress::Done
+        );
+        assert!(client.is_done());
+        let mut input = c2.clone();
+        assert_eq!(
+            server.process(&mut input, &mut BytesMut::new()).unwrap(),
+            HandshakeProgress::Done
+        );
+        (c0c1, s0s1s2, c2)
+    }
+
+    #[test]
+    fn seeded_plain_handshake_echoes_c1_and_s1() {
+        let (c0c1, s0s1s2, c2) = seeded_exchange(1, 2);
+        assert_eq!(c0c1[0], 3);
+        let c1 = &c0c1[1..];
+        assert_eq!(&c1[..8], &[0; 8], "plain C1: time 0, zero version");
+        assert_eq!(s0s1s2[0], 3);
+        let s1 = &s0s1s2[1..=HANDSHAKE_SIZE];
+        let s2 = &s0s1s2[1 + HANDSHAKE_SIZE..];
+        assert_eq!(&s1[..8], &[0; 8], "plain S1: time 0, zero version");
+        assert_eq!(s2, c1, "S2 echoes C1");
+        assert_eq!(&c2[..], s1, "C2 echoes S1");
+        // The filler is the injected generator's output, so a seed replays the exchange.
+        let mut filler = [0; HANDSHAKE_SIZE];
+        seeded(1).fill(&mut filler);
+        assert_eq!(&c1[8..], &filler[8..]);
+        assert_eq!(seeded_exchange(1, 2), (c0c1.clone(), s0s1s2.clone(), c2));
+        let (other, _, _) = seeded_exchange(3, 2);
+        assert_ne!(other, c0c1, "another seed, other bytes");
+        assert!(c1[8..].iter().any(|&b| b != 0), "the filler is random");
     }
 }

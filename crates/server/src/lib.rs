@@ -2,8 +2,8 @@
 //! session from `rtmp-proto` through a sans-IO connection core, a registry with one publisher
 //! per stream name, and a zero-copy fan-out to viewers.
 //!
-//! Modules form a one-way graph (checked by `scripts/module-cycles.py`): `util`, `deadlines`,
-//! `config` and `control` are leaves; `stream` and `takeover` build on them, `registry` on
+//! Modules form a one-way graph (checked by `scripts/module-cycles.py`): `util`, `config` and
+//! `control` are leaves; `stream` and `takeover` build on them, `registry` on
 //! those, `fanout` and `conn` on the registry, and `server` and `admin` on everything.
 
 mod access;
@@ -12,7 +12,6 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod control;
-mod deadlines;
 mod driver;
 pub mod evidence;
 mod fanout;

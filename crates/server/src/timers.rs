@@ -2,7 +2,8 @@
 //! driver sleeps until a single instant and every rule that acts at a deadline lives in the
 //! connection's core, tested on an explicit clock.
 
-use crate::deadlines::{Deadlines, TimerKind};
+use rtmp_proto::timer::{DeadlineTable, TimerKind};
+use std::time::Instant;
 
 /// Every deadline a connection can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +38,7 @@ pub(crate) enum ConnTimer {
 }
 
 impl TimerKind for ConnTimer {
+    type Slots = [Option<Instant>; 12];
     const ALL: &'static [Self] = &[
         Self::Session,
         Self::MergeWindow,
@@ -56,7 +58,16 @@ impl TimerKind for ConnTimer {
         self as usize
     }
 
-    fn label(self) -> &'static str {
+    /// Samples and RTT refreshes ride on wake-ups that happen anyway: an idle connection
+    /// must cost nothing.
+    fn wakes(self) -> bool {
+        !matches!(self, Self::RttRefresh | Self::RateSample)
+    }
+}
+
+impl ConnTimer {
+    /// A stable name for the admin API.
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Session => "session",
             Self::MergeWindow => "merge_window",
@@ -72,13 +83,7 @@ impl TimerKind for ConnTimer {
             Self::RateSample => "rate_sample",
         }
     }
-
-    /// Samples and RTT refreshes ride on wake-ups that happen anyway: an idle connection
-    /// must cost nothing.
-    fn wakes(self) -> bool {
-        !matches!(self, Self::RttRefresh | Self::RateSample)
-    }
 }
 
 /// The table of a connection's deadlines.
-pub(crate) type ConnDeadlines = Deadlines<ConnTimer, 12>;
+pub(crate) type ConnDeadlines = DeadlineTable<ConnTimer>;

@@ -1,7 +1,9 @@
 //! Hostile peers and leak meters for abuse tests: raw TCP connections that send crafted bytes
 //! (or nothing), hand-made chunk headers, and the open-file and RSS readings of a process.
 
+use bytes::BytesMut;
 use rtmp_proto::chunk::{ChunkWriter, MessageHeader};
+use rtmp_proto::handshake::HANDSHAKE_SIZE;
 use rtmp_proto::message::Message;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -135,35 +137,25 @@ pub fn wait_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Duration
 
 /// C0 + C1 of a plain handshake (version 3, zero time, zero version, zero filler).
 pub fn c0c1() -> Vec<u8> {
-    let mut v = vec![0u8; 1 + 1536];
+    let mut v = vec![0u8; 1 + HANDSHAKE_SIZE];
     v[0] = 3;
     v
-}
-
-/// The basic header of a chunk with format `fmt` on chunk stream `csid` (2..=65599), in the
-/// shortest form that carries it.
-pub fn basic_header(fmt: u8, csid: u32) -> Vec<u8> {
-    let fmt = fmt << 6;
-    match csid {
-        2..=63 => vec![fmt | u8::try_from(csid).unwrap_or(63)],
-        64..=319 => vec![fmt, u8::try_from(csid - 64).unwrap_or(0)],
-        _ => {
-            let rest = csid.saturating_sub(64);
-            vec![fmt | 1, (rest & 0xFF) as u8, ((rest >> 8) & 0xFF) as u8]
-        }
-    }
 }
 
 /// A fmt 0 chunk header announcing a message of `len` bytes (at most 2^24 - 1) of type
 /// `type_id` on message stream `stream_id`, followed by no payload: the caller sends (or never
 /// sends) the body.
 pub fn fmt0_header(csid: u32, len: u32, type_id: u8, stream_id: u32) -> Vec<u8> {
-    let mut v = basic_header(0, csid);
-    v.extend_from_slice(&[0, 0, 0]);
-    v.extend_from_slice(&len.to_be_bytes()[1..]);
-    v.push(type_id);
-    v.extend_from_slice(&stream_id.to_le_bytes());
-    v
+    let header = MessageHeader {
+        csid,
+        timestamp: 0,
+        type_id,
+        stream_id,
+    };
+    let mut out = BytesMut::new();
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    ChunkWriter::default().write_header(&header, len, &mut out);
+    out.to_vec()
 }
 
 /// `msg` as one message on chunk stream `csid`, chunked at the default 128 bytes.
@@ -276,5 +268,25 @@ impl LiveCheck {
             "{what}: the concurrent ffmpeg stream fell below real time: {rt}"
         );
         rt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fmt0_headers_announce_without_a_body() {
+        assert_eq!(
+            fmt0_header(3, 0xFF_FFFF, 20, 0),
+            [0x03, 0, 0, 0, 0xFF, 0xFF, 0xFF, 20, 0, 0, 0, 0]
+        );
+        // Two- and three-byte basic headers for the larger chunk stream ids.
+        assert_eq!(fmt0_header(64, 1, 8, 1)[..2], [0x00, 0x00]);
+        assert_eq!(fmt0_header(320, 1, 8, 1)[..3], [0x01, 0x00, 0x01]);
+        assert_eq!(
+            fmt0_header(320, 1, 8, 1)[3..],
+            [0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0]
+        );
     }
 }

@@ -1,38 +1,39 @@
-//! A tiny blocking RTMP client built on `rtmp-proto`: handshake, `connect`, `createStream`,
-//! `publish`/`play`, and nothing else. Enough to hold a connection in a chosen state (connected
-//! but idle, a publish request in flight) or to race many newcomers cheaply, where ffmpeg would
-//! be too heavy or too opaque.
+//! A tiny blocking RTMP client: `rtmp_proto::client::ClientSession` driven over a
+//! `std::net::TcpStream`, one call at a time. Enough to hold a connection in a chosen state
+//! (connected but idle, a publish request in flight) or to race many newcomers cheaply, where
+//! ffmpeg would be too heavy or too opaque. The session answers pings and acknowledges on its
+//! own whenever this client reads.
 
 use crate::NetNs;
-use bytes::BytesMut;
-use rtmp_proto::amf0::Value;
-use rtmp_proto::chunk::{ChunkReader, ChunkWriter, MessageHeader, ReaderLimits};
-use rtmp_proto::handshake::{ClientHandshake, HandshakeProgress};
-use rtmp_proto::message::{Command, Message, UserControl};
+use rtmp_proto::chunk::MessageHeader;
+use rtmp_proto::client::{ClientConfig, ClientError, ClientEvent, ClientSession, StreamEnd};
+use rtmp_proto::message::type_id;
+use rtmp_proto::session::CSID_CONTROL;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-/// Chunk stream for commands on stream 0 (as ffmpeg uses).
-const C_COMMAND: u32 = 3;
-/// Chunk stream for commands on the media stream.
-const C_STREAM: u32 = 4;
-/// Chunk stream for protocol control.
-const C_CONTROL: u32 = 2;
 
 /// A connected RTMP client (handshake and `connect` done).
 #[derive(Debug)]
 pub struct RtmpClient {
     stream: TcpStream,
-    writer: ChunkWriter,
-    reader: ChunkReader,
-    inbuf: BytesMut,
-    next_tid: f64,
-    stream_id: Option<u32>,
+    session: ClientSession,
 }
 
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("no {what} in time"))
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+fn refused(code: &str, description: &str) -> io::Error {
+    io::Error::other(format!("refused: {code} ({description})"))
+}
+
+fn session_error(e: ClientError) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 impl RtmpClient {
@@ -56,47 +57,36 @@ impl RtmpClient {
     /// Handshake and `connect` over an already open TCP connection.
     pub fn connect(stream: TcpStream, app: &str, timeout: Duration) -> io::Result<Self> {
         stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?;
+        let mut config = ClientConfig::new(app, format!("rtmp://{peer}/{app}"));
+        config.flash_ver = "FMLE/3.0 (compatible; testkit)".into();
+        // The protocol default: tests that want another chunk size set it themselves.
+        config.chunk_size = 128;
+        // Tests hold connections in odd states on purpose; each call has its own timeout.
+        config.timeouts.setup = Duration::from_secs(24 * 3600);
+        config.timeouts.media_idle = None;
         let mut c = Self {
             stream,
-            writer: ChunkWriter::default(),
-            reader: ChunkReader::new(ReaderLimits::default()),
-            inbuf: BytesMut::new(),
-            next_tid: 1.0,
-            stream_id: None,
+            session: ClientSession::new(config, Instant::now()),
         };
-        c.handshake(timeout)?;
-        let peer = c.stream.peer_addr()?;
-        let obj = Value::object([
-            ("app", Value::string(app)),
-            ("type", Value::string("nonprivate")),
-            ("flashVer", Value::string("FMLE/3.0 (compatible; testkit)")),
-            ("tcUrl", Value::string(format!("rtmp://{peer}/{app}"))),
-        ]);
-        let tid = c.call(0, "connect", obj, vec![])?;
-        c.await_result(tid, timeout)?;
+        c.flush()?;
+        c.wait_for(timeout, "connect", |e| match e {
+            ClientEvent::Connected { .. } => Some(Ok(())),
+            ClientEvent::Refused { code, description } => Some(Err(refused(&code, &description))),
+            _ => None,
+        })?;
         Ok(c)
     }
 
-    fn handshake(&mut self, timeout: Duration) -> io::Result<()> {
-        let end = Instant::now() + timeout;
-        let mut hs = ClientHandshake::default();
-        let mut out = BytesMut::new();
-        hs.start(&mut out);
-        self.stream.write_all(&out)?;
-        loop {
-            out.clear();
-            let progress = hs
-                .process(&mut self.inbuf, &mut out)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    /// Writes whatever the session has queued.
+    fn flush(&mut self) -> io::Result<()> {
+        while let Some(out) = self.session.take_output() {
             self.stream.write_all(&out)?;
-            if progress == HandshakeProgress::Done {
-                return Ok(());
-            }
-            self.fill(end, "handshake")?;
         }
+        Ok(())
     }
 
-    /// Reads more bytes into the input buffer, failing at `end`.
+    /// Reads once (failing at `end`), feeds the session and sends what it answers.
     fn fill(&mut self, end: Instant, what: &str) -> io::Result<()> {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -116,8 +106,10 @@ impl RtmpClient {
                 format!("server closed before the {what}"),
             )),
             Ok(n) => {
-                self.inbuf.extend_from_slice(&buf[..n]);
-                Ok(())
+                self.session
+                    .feed(Instant::now(), &buf[..n])
+                    .map_err(invalid)?;
+                self.flush()
             }
             Err(e)
                 if matches!(
@@ -131,132 +123,70 @@ impl RtmpClient {
         }
     }
 
-    /// The next message from the server (answering pings and following chunk size changes).
-    pub fn recv(&mut self, timeout: Duration) -> io::Result<Message> {
-        let end = Instant::now() + timeout;
-        loop {
-            let raw = self
-                .reader
-                .read(&mut self.inbuf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            if let Some(raw) = raw {
-                let msg = Message::parse(&raw)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                match &msg {
-                    Message::SetChunkSize(size) => self
-                        .reader
-                        .set_chunk_size(*size)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
-                    Message::UserControl(UserControl::PingRequest(ts)) => {
-                        self.send(
-                            C_CONTROL,
-                            0,
-                            &Message::UserControl(UserControl::PingResponse(*ts)),
-                        )?;
-                    }
-                    _ => {}
-                }
-                return Ok(msg);
-            }
-            self.fill(end, "message")?;
-        }
-    }
-
-    fn send(&mut self, csid: u32, stream_id: u32, msg: &Message) -> io::Result<()> {
-        let (type_id, payload) = msg.encode();
-        let header = MessageHeader {
-            csid,
-            timestamp: 0,
-            type_id,
-            stream_id,
-        };
-        let mut out = BytesMut::new();
-        self.writer.write(&header, &payload, &mut out);
-        self.stream.write_all(&out)
-    }
-
-    fn call(
+    /// Reads until `pick` takes an event (events it passes over are dropped).
+    fn wait_for<T>(
         &mut self,
-        stream_id: u32,
-        name: &str,
-        object: Value,
-        args: Vec<Value>,
-    ) -> io::Result<f64> {
-        let tid = self.next_tid;
-        self.next_tid += 1.0;
-        let csid = if stream_id == 0 { C_COMMAND } else { C_STREAM };
-        self.send(
-            csid,
-            stream_id,
-            &Message::Command(Command::new(name, tid, object, args)),
-        )?;
-        Ok(tid)
-    }
-
-    fn await_result(&mut self, tid: f64, timeout: Duration) -> io::Result<Command> {
+        timeout: Duration,
+        what: &str,
+        mut pick: impl FnMut(ClientEvent) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
         let end = Instant::now() + timeout;
         loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if let Message::Command(c) = self.recv(left)?
-                && c.transaction_id == tid
-                && (c.name == "_result" || c.name == "_error")
-            {
-                if c.name == "_error" {
-                    return Err(io::Error::other(format!("{c:?}")));
+            while let Some(event) = self.session.poll_event() {
+                if let Some(result) = pick(event) {
+                    return result;
                 }
-                return Ok(c);
             }
+            self.fill(end, what)?;
         }
     }
 
-    /// Waits for the next `onStatus` and returns its `code`.
+    /// The next event from the session (the server's answers, media, ping responses).
+    pub fn next_event(&mut self, timeout: Duration) -> io::Result<ClientEvent> {
+        self.wait_for(timeout, "event", |e| Some(Ok(e)))
+    }
+
+    /// Waits for the next `onStatus` and returns its `code` (`NetStream.Publish.Start`,
+    /// `NetStream.Play.Reset`, an error code such as `NetStream.Publish.BadName`, …).
     pub fn await_status(&mut self, timeout: Duration) -> io::Result<String> {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if let Message::Command(c) = self.recv(left)?
-                && c.name == "onStatus"
-            {
-                let code = c
-                    .args
-                    .first()
-                    .and_then(|a| a.get("code"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned();
-                return Ok(code);
-            }
-        }
+        self.wait_for(timeout, "onStatus", |e| {
+            let code = match e {
+                ClientEvent::Status { code, .. } | ClientEvent::Refused { code, .. } => code,
+                ClientEvent::Publishing => "NetStream.Publish.Start".into(),
+                ClientEvent::Playing => "NetStream.Play.Start".into(),
+                ClientEvent::StreamEnded(StreamEnd::Unpublished) => {
+                    "NetStream.Play.UnpublishNotify".into()
+                }
+                ClientEvent::StreamEnded(StreamEnd::Stopped) => "NetStream.Play.Stop".into(),
+                _ => return None,
+            };
+            Some(Ok(code))
+        })
     }
 
     /// `createStream` (once); returns the message stream id.
     pub fn create_stream(&mut self, timeout: Duration) -> io::Result<u32> {
-        if let Some(id) = self.stream_id {
+        if let Some(id) = self.session.stream_id() {
             return Ok(id);
         }
-        let tid = self.call(0, "createStream", Value::Null, vec![])?;
-        let reply = self.await_result(tid, timeout)?;
-        let id = reply
-            .args
-            .first()
-            .and_then(Value::as_f64)
-            .ok_or_else(|| io::Error::other("createStream without a stream id"))?;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let id = id as u32;
-        self.stream_id = Some(id);
-        Ok(id)
+        self.session
+            .create_stream(Instant::now())
+            .map_err(session_error)?;
+        self.flush()?;
+        self.wait_for(timeout, "createStream result", |e| match e {
+            ClientEvent::StreamCreated(id) => Some(Ok(id)),
+            ClientEvent::Refused { code, description } => Some(Err(refused(&code, &description))),
+            _ => None,
+        })
     }
 
     /// Sends `publish name live` without waiting for the answer (see [`Self::await_status`]).
     pub fn send_publish(&mut self, name: &str) -> io::Result<()> {
-        let id = self.create_stream(Duration::from_secs(5))?;
-        self.call(
-            id,
-            "publish",
-            Value::Null,
-            vec![Value::string(name), Value::string("live")],
-        )?;
-        Ok(())
+        self.create_stream(Duration::from_secs(5))?;
+        self.session
+            .publish(Instant::now(), name)
+            .map_err(session_error)?;
+        self.flush()
     }
 
     /// `publish`, then the `onStatus` code (`NetStream.Publish.Start` or an error code such as
@@ -268,14 +198,11 @@ impl RtmpClient {
 
     /// Sends `play name` without waiting for the answer (see [`Self::await_status`]).
     pub fn send_play(&mut self, name: &str) -> io::Result<()> {
-        let id = self.create_stream(Duration::from_secs(5))?;
-        self.call(
-            id,
-            "play",
-            Value::Null,
-            vec![Value::string(name), Value::Number(-1000.0)],
-        )?;
-        Ok(())
+        self.create_stream(Duration::from_secs(5))?;
+        self.session
+            .play(Instant::now(), name)
+            .map_err(session_error)?;
+        self.flush()
     }
 
     /// `play`, then the first `onStatus` code (`NetStream.Play.Reset` or an error code such as
@@ -285,12 +212,21 @@ impl RtmpClient {
         self.await_status(timeout)
     }
 
-    /// Announces Set Chunk Size `size` and chunks everything sent from now on with it (any
-    /// value, even ones a server must refuse, such as 0).
+    /// Announces Set Chunk Size `size` and chunks everything sent from now on with it. Sizes a
+    /// server must refuse (0, or the top bit set) are announced all the same.
     pub fn set_chunk_size(&mut self, size: u32) -> io::Result<()> {
-        self.send(C_CONTROL, 0, &Message::SetChunkSize(size))?;
-        self.writer.set_chunk_size(size);
-        Ok(())
+        if let Err(ClientError::InvalidChunkSize(_)) = self.session.set_chunk_size(size) {
+            let header = MessageHeader {
+                csid: CSID_CONTROL,
+                timestamp: 0,
+                type_id: type_id::SET_CHUNK_SIZE,
+                stream_id: 0,
+            };
+            self.session
+                .send_raw(&header, &size.to_be_bytes())
+                .map_err(session_error)?;
+        }
+        self.flush()
     }
 
     /// Sends one message of type `type_id` with `payload` on chunk stream `csid`.
@@ -307,30 +243,22 @@ impl RtmpClient {
             type_id,
             stream_id,
         };
-        let mut out = BytesMut::new();
-        self.writer.write(&header, payload, &mut out);
-        self.stream.write_all(&out)
+        self.session
+            .send_raw(&header, payload)
+            .map_err(session_error)?;
+        self.flush()
     }
 
     /// Sends a Ping Request and waits for the server's Ping Response: proof that the server
     /// has parsed everything sent before it.
     pub fn ping(&mut self, timeout: Duration) -> io::Result<Duration> {
         let start = Instant::now();
-        let ts = 0x5EED;
-        self.send(
-            C_CONTROL,
-            0,
-            &Message::UserControl(UserControl::PingRequest(ts)),
-        )?;
-        let end = start + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if let Message::UserControl(UserControl::PingResponse(t)) = self.recv(left)?
-                && t == ts
-            {
-                return Ok(start.elapsed());
-            }
-        }
+        let ts = self.session.send_ping(start).map_err(session_error)?;
+        self.flush()?;
+        self.wait_for(timeout, "ping response", |e| match e {
+            ClientEvent::PingResponse(t) if t == ts => Some(Ok(start.elapsed())),
+            _ => None,
+        })
     }
 
     /// The socket, e.g. to read its local address.

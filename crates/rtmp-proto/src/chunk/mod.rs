@@ -1,11 +1,13 @@
 //! The RTMP chunk stream: messages cut into chunks that may interleave across chunk streams.
 
 mod reader;
+mod skim;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 pub use reader::{ChunkReader, ReaderLimits};
+pub use skim::Skimmed;
 pub use writer::{ChunkWriter, MAX_CSID, MAX_MESSAGE_LEN, MIN_CSID};
 
 use bytes::Bytes;

@@ -2,7 +2,6 @@ use super::{
     ChunkError, DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, MessageHeader, RawMessage,
 };
 use bytes::{Buf, BytesMut};
-use std::collections::HashMap;
 
 /// Bounds on what a peer can make the reader hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,21 +27,24 @@ impl Default for ReaderLimits {
 /// What a chunk stream remembers between chunks: the last header (fmt 1/2/3 inherit from it)
 /// and the body of the message in progress, if any.
 #[derive(Debug, Default)]
-struct StreamState {
+pub(super) struct StreamState {
     /// Absolute timestamp of the current (or last) message.
     timestamp: u32,
     /// Delta a fmt 3 message start adds; after fmt 0 this is the fmt 0 timestamp field.
     delta: u32,
-    length: u32,
+    pub(super) length: u32,
     type_id: u8,
     stream_id: u32,
     /// The extended timestamp field of the last fmt 0/1/2 header, when it had one; fmt 3
     /// chunks may repeat it.
     extended: Option<u32>,
     /// Body received so far; grows chunk by chunk, never preallocated to `length`.
-    partial: BytesMut,
+    pub(super) partial: BytesMut,
     /// Whether a message is half received (a fmt 3 chunk then continues it).
-    in_progress: bool,
+    pub(super) in_progress: bool,
+    /// Body bytes of the message in progress passed over by [`ChunkReader::skim`] (kept
+    /// apart from `partial`, which stays empty for a skimmed message).
+    pub(super) skipped: u32,
 }
 
 /// Header fields of a chunk that starts a message.
@@ -56,15 +58,30 @@ struct Start {
     extended: Option<u32>,
 }
 
-/// A chunk whose bytes are all buffered, parsed but not yet applied.
+/// A chunk whose header is buffered, parsed but not yet applied.
 #[derive(Debug)]
-struct Chunk {
-    csid: u32,
+pub(super) struct Chunk {
+    pub(super) csid: u32,
     /// Basic header + message header + extended timestamp, in bytes.
-    header_len: usize,
-    payload_len: usize,
+    pub(super) header_len: usize,
+    pub(super) payload_len: usize,
     /// `None` for a continuation of the message in progress.
     start: Option<Start>,
+    /// Type of the message the chunk belongs to.
+    pub(super) type_id: u8,
+    /// Whether the chunk's payload completes its message.
+    completes: bool,
+    /// Bytes held in partial messages if this chunk's message is dropped or continued.
+    held_before: usize,
+    /// Where the chunk stream's state is in [`ChunkReader::streams`]; `None` for a new one.
+    slot: Option<usize>,
+}
+
+impl Chunk {
+    /// Whether the chunk starts a message (rather than continuing the one in progress).
+    pub(super) fn starts(&self) -> bool {
+        self.start.is_some()
+    }
 }
 
 /// Reassembles messages from chunks; per-chunk-stream state, so interleaving is fine.
@@ -91,10 +108,16 @@ struct Chunk {
 pub struct ChunkReader {
     limits: ReaderLimits,
     chunk_size: u32,
-    streams: HashMap<u32, StreamState>,
+    /// Per chunk stream state, looked up by a linear scan: a connection uses a handful of
+    /// chunk streams (at most `max_chunk_streams`), where a scan beats hashing and the table
+    /// stays as small as the streams in use.
+    pub(super) streams: Vec<(u32, StreamState)>,
     /// Bytes held in `partial` across all chunk streams.
-    buffered: usize,
-    bytes_read: u64,
+    pub(super) buffered: usize,
+    pub(super) bytes_read: u64,
+    /// [`Self::skim`] only: the slot in `streams` and the payload bytes still to pass over of
+    /// the skimmed chunk whose header was consumed but whose payload is not all in yet.
+    pub(super) skimming: Option<(usize, u32)>,
 }
 
 impl ChunkReader {
@@ -103,9 +126,10 @@ impl ChunkReader {
         Self {
             limits,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: HashMap::new(),
+            streams: Vec::new(),
             buffered: 0,
             bytes_read: 0,
+            skimming: None,
         }
     }
 
@@ -126,10 +150,11 @@ impl ChunkReader {
     /// Drops the partial message on `csid` (Abort message); the header state is kept because
     /// later fmt 1/2/3 chunks may still refer to it.
     pub fn abort(&mut self, csid: u32) {
-        if let Some(state) = self.streams.get_mut(&csid) {
+        if let Some((_, state)) = self.streams.iter_mut().find(|(c, _)| *c == csid) {
             self.buffered = self.buffered.saturating_sub(state.partial.len());
             state.partial = BytesMut::new();
             state.in_progress = false;
+            state.skipped = 0;
         }
     }
 
@@ -162,6 +187,29 @@ impl ChunkReader {
     /// Parses the chunk at the front of `buf` without consuming anything; `None` until the whole
     /// chunk is buffered. Limit errors are raised as soon as the header shows them.
     fn parse(&self, buf: &[u8]) -> Result<Option<Chunk>, ChunkError> {
+        let Some(chunk) = self.parse_header(buf)? else {
+            return Ok(None);
+        };
+        self.check_held(&chunk)?;
+        match chunk.header_len.checked_add(chunk.payload_len) {
+            Some(end) if end <= buf.len() => Ok(Some(chunk)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Refuses a chunk whose bytes would push the partial messages held past the limit.
+    pub(super) fn check_held(&self, chunk: &Chunk) -> Result<(), ChunkError> {
+        if !chunk.completes
+            && chunk.held_before.saturating_add(chunk.payload_len) > self.limits.max_buffered
+        {
+            return Err(ChunkError::TooMuchBuffered(self.limits.max_buffered));
+        }
+        Ok(())
+    }
+
+    /// Parses the chunk header at the front of `buf` (and decides the fmt 3 extended timestamp
+    /// question); `None` until the header is buffered. The payload need not be there yet.
+    pub(super) fn parse_header(&self, buf: &[u8]) -> Result<Option<Chunk>, ChunkError> {
         let Some(&b0) = buf.first() else {
             return Ok(None);
         };
@@ -178,7 +226,10 @@ impl ChunkReader {
             low => (u32::from(low), 1),
         };
 
-        let prev = self.streams.get(&csid);
+        let slot = self.streams.iter().position(|(c, _)| *c == csid);
+        let prev = slot
+            .and_then(|i| self.streams.get(i))
+            .map(|(_, state)| state);
         let prev = match (fmt, prev) {
             (0, None) => {
                 if self.streams.len() >= self.limits.max_chunk_streams {
@@ -288,50 +339,42 @@ impl ChunkReader {
                 (s.length, self.buffered.saturating_sub(dropped))
             }
             (None, Some(p)) => {
-                let got = u32::try_from(p.partial.len()).unwrap_or(u32::MAX);
+                let got = u32::try_from(p.partial.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(p.skipped);
                 (p.length.saturating_sub(got), self.buffered)
             }
             (None, None) => return Err(ChunkError::NoPreviousHeader(csid)),
         };
+        let type_id = match (&start, prev) {
+            (Some(s), _) => s.type_id,
+            (None, Some(p)) => p.type_id,
+            (None, None) => return Err(ChunkError::NoPreviousHeader(csid)),
+        };
         let payload_len = remaining.min(self.chunk_size);
+        let completes = payload_len == remaining;
         let payload_len = usize::try_from(payload_len).unwrap_or(usize::MAX);
-        if payload_len < usize::try_from(remaining).unwrap_or(usize::MAX) {
-            // This chunk leaves the message incomplete, so its bytes will be held.
-            let held = held_before.saturating_add(payload_len);
-            if held > self.limits.max_buffered {
-                return Err(ChunkError::TooMuchBuffered(self.limits.max_buffered));
-            }
-        }
-        match pos.checked_add(payload_len) {
-            Some(end) if end <= buf.len() => {}
-            _ => return Ok(None),
-        }
         Ok(Some(Chunk {
             csid,
             header_len: pos,
             payload_len,
             start,
+            type_id,
+            completes,
+            held_before,
+            slot,
         }))
     }
 
     /// Consumes a fully buffered chunk and updates its chunk stream; returns the message it
     /// completes, if any.
     fn apply(&mut self, chunk: Chunk, buf: &mut BytesMut) -> Option<RawMessage> {
-        let total = chunk.header_len + chunk.payload_len;
-        self.bytes_read = self.bytes_read.wrapping_add(total as u64);
-        let state = self.streams.entry(chunk.csid).or_default();
+        let slot = self.begin(&chunk);
+        let Some((_, state)) = self.streams.get_mut(slot) else {
+            // `begin` returns a slot it just checked or filled.
+            return None;
+        };
         if let Some(s) = chunk.start {
-            if state.in_progress {
-                self.buffered = self.buffered.saturating_sub(state.partial.len());
-                state.partial = BytesMut::new();
-                state.in_progress = false;
-            }
-            state.timestamp = s.timestamp;
-            state.delta = s.delta;
-            state.length = s.length;
-            state.type_id = s.type_id;
-            state.stream_id = s.stream_id;
-            state.extended = s.extended;
             buf.advance(chunk.header_len);
             if u32::try_from(chunk.payload_len).ok() == Some(s.length) {
                 // Whole message in one chunk: hand out the input bytes without copying.
@@ -362,9 +405,38 @@ impl ChunkReader {
             payload,
         })
     }
+
+    /// Counts the chunk's bytes and, for a chunk that starts a message, makes its header the
+    /// chunk stream's (dropping whatever was half received there); returns the stream's slot.
+    pub(super) fn begin(&mut self, chunk: &Chunk) -> usize {
+        let total = chunk.header_len + chunk.payload_len;
+        self.bytes_read = self.bytes_read.wrapping_add(total as u64);
+        let slot = match chunk.slot {
+            Some(i) if i < self.streams.len() => i,
+            _ => {
+                self.streams.push((chunk.csid, StreamState::default()));
+                self.streams.len() - 1
+            }
+        };
+        if let (Some(s), Some((_, state))) = (chunk.start, self.streams.get_mut(slot)) {
+            if state.in_progress {
+                self.buffered = self.buffered.saturating_sub(state.partial.len());
+                state.partial = BytesMut::new();
+                state.in_progress = false;
+                state.skipped = 0;
+            }
+            state.timestamp = s.timestamp;
+            state.delta = s.delta;
+            state.length = s.length;
+            state.type_id = s.type_id;
+            state.stream_id = s.stream_id;
+            state.extended = s.extended;
+        }
+        slot
+    }
 }
 
-fn header_of(csid: u32, state: &StreamState) -> MessageHeader {
+pub(super) fn header_of(csid: u32, state: &StreamState) -> MessageHeader {
     MessageHeader {
         csid,
         timestamp: state.timestamp,

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 
 mod encoder;
+mod skim;
 use encoder::*;
 
 /// A message to generate: timestamps advance per csid by `delta`, so deltas repeat often and

@@ -76,25 +76,7 @@ impl ChunkWriter {
             .unwrap_or(usize::MAX)
             .max(1);
 
-        put_basic_header(out, 0, csid);
-        put_u24(
-            out,
-            if extended {
-                EXTENDED_TIMESTAMP
-            } else {
-                header.timestamp
-            },
-        );
-        // Cannot truncate: the payload was capped at 24 bits above.
-        put_u24(
-            out,
-            u32::try_from(payload.len()).unwrap_or(EXTENDED_TIMESTAMP),
-        );
-        out.put_u8(header.type_id);
-        out.put_u32_le(header.stream_id);
-        if extended {
-            out.put_u32(header.timestamp);
-        }
+        self.write_header(header, payload.len(), out);
         let mut chunks = payload.chunks(chunk_size);
         if let Some(first) = chunks.next() {
             out.put_slice(first);
@@ -106,6 +88,31 @@ impl ChunkWriter {
                 out.put_u32(header.timestamp);
             }
             out.put_slice(chunk);
+        }
+    }
+
+    /// Appends only the fmt 0 header that starts a message of `payload_len` bytes (capped at
+    /// the 24-bit limit), for callers that send the body themselves: a vectored write of
+    /// header and payload slices, or a test announcing a message it never sends.
+    pub fn write_header(&self, header: &MessageHeader, payload_len: usize, out: &mut BytesMut) {
+        let csid = clamp_csid(header.csid);
+        let extended = header.timestamp >= EXTENDED_TIMESTAMP;
+        put_basic_header(out, 0, csid);
+        put_u24(
+            out,
+            if extended {
+                EXTENDED_TIMESTAMP
+            } else {
+                header.timestamp
+            },
+        );
+        // Cannot truncate: capped at 24 bits.
+        let len = payload_len.min(MAX_MESSAGE_LEN);
+        put_u24(out, u32::try_from(len).unwrap_or(EXTENDED_TIMESTAMP));
+        out.put_u8(header.type_id);
+        out.put_u32_le(header.stream_id);
+        if extended {
+            out.put_u32(header.timestamp);
         }
     }
 }

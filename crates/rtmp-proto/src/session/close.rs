@@ -18,6 +18,12 @@ pub enum CloseReason {
     PlayStall,
     /// An RTMP Ping Request went unanswered.
     PingTimeout,
+    /// An outgoing player connection (a client session) received no media for its idle
+    /// timeout: the origin stopped sending.
+    MediaIdle,
+    /// An outgoing connection's queued output did not move for its write-stall bound: the
+    /// server we publish to stopped reading.
+    WriteStall,
     /// Data in flight and no TCP ACK from the peer for too long: the host is gone.
     PeerUnreachable,
     /// The kernel's keepalive probes went unanswered (ETIMEDOUT on an idle socket).
@@ -52,6 +58,8 @@ impl CloseReason {
             Self::PublishIdle => "publish_idle",
             Self::PlayStall => "play_stall",
             Self::PingTimeout => "ping_timeout",
+            Self::MediaIdle => "media_idle",
+            Self::WriteStall => "write_stall",
             Self::PeerUnreachable => "peer_unreachable",
             Self::KeepaliveTimeout => "keepalive_timeout",
             Self::UserTimeout => "user_timeout",

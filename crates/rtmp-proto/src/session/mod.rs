@@ -18,7 +18,7 @@ pub use timer::{Timer, TimerTable};
 
 use crate::amf0::Value;
 use crate::chunk::{ChunkError, ChunkReader, ChunkWriter, MessageHeader, RawMessage, ReaderLimits};
-use crate::handshake::{HandshakeError, HandshakeProgress, ServerHandshake};
+use crate::handshake::{HandshakeError, HandshakeProgress, HandshakeRng, ServerHandshake};
 use crate::message::{Command, Message, MessageError, UserControl};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -245,11 +245,17 @@ pub struct ServerSession {
 impl ServerSession {
     /// A session for a connection accepted at `now`.
     pub fn new(config: SessionConfig, now: Instant) -> Self {
+        Self::with_rng(config, now, HandshakeRng::thread())
+    }
+
+    /// [`Self::new`] with the handshake's random bytes drawn from `rng`, so tests and fuzzing
+    /// replay a session byte for byte.
+    pub fn with_rng(config: SessionConfig, now: Instant, rng: HandshakeRng) -> Self {
         let mut timers = TimerTable::default();
         timers.set(Timer::Handshake, now + config.timeouts.handshake);
         Self {
             config,
-            phase: Phase::Handshake(ServerHandshake::new()),
+            phase: Phase::Handshake(ServerHandshake::with_rng(rng)),
             reader: ChunkReader::new(config.reader_limits),
             writer: ChunkWriter::default(),
             inbuf: BytesMut::new(),

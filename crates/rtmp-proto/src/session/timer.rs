@@ -1,7 +1,6 @@
-//! Deadlines as data: each connection owns a tiny fixed table, and its driver sleeps until the
-//! earliest entry. Arming, moving or clearing a deadline is a field write, so a connection costs
-//! nothing while idle and nothing sweeps over all connections.
+//! The server session's deadlines, in the shared [`DeadlineTable`].
 
+use crate::timer::{DeadlineTable, TimerKind};
 use std::time::Instant;
 
 /// The deadlines one connection can have.
@@ -43,8 +42,11 @@ impl Timer {
             Self::WriteStall => "write_stall",
         }
     }
+}
 
-    const ALL: [Timer; 5] = [
+impl TimerKind for Timer {
+    type Slots = [Option<Instant>; 5];
+    const ALL: &'static [Self] = &[
         Self::Handshake,
         Self::PublishIdle,
         Self::PingSend,
@@ -58,44 +60,7 @@ impl Timer {
 }
 
 /// One optional deadline per [`Timer`].
-#[derive(Debug, Clone, Default)]
-pub struct TimerTable {
-    deadlines: [Option<Instant>; 5],
-}
-
-impl TimerTable {
-    /// Arms (or moves) `timer` to fire at `at`.
-    pub fn set(&mut self, timer: Timer, at: Instant) {
-        self.deadlines[timer.index()] = Some(at);
-    }
-
-    /// Disarms `timer`.
-    pub fn stop(&mut self, timer: Timer) {
-        self.deadlines[timer.index()] = None;
-    }
-
-    /// When `timer` fires, if armed.
-    pub fn get(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines[timer.index()]
-    }
-
-    /// The earliest armed deadline and its timer.
-    pub fn next(&self) -> Option<(Timer, Instant)> {
-        Timer::ALL
-            .iter()
-            .filter_map(|&t| self.get(t).map(|at| (t, at)))
-            .min_by_key(|&(_, at)| at)
-    }
-
-    /// The earliest timer due at `now`, disarmed as it is returned.
-    pub fn pop_expired(&mut self, now: Instant) -> Option<Timer> {
-        let (timer, at) = self.next()?;
-        (at <= now).then(|| {
-            self.stop(timer);
-            timer
-        })
-    }
-}
+pub type TimerTable = DeadlineTable<Timer>;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,6 @@
 use super::conn::HttpConn;
 use crate::access;
 use crate::control::{ConnRole, RATES_EVERY};
-use crate::deadlines::TimerKind;
 use crate::evidence::{CloseLine, Kernel, log_close, refine_timeout};
 use crate::hooks::Notice;
 use crate::timers::ConnTimer;
