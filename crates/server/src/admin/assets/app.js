@@ -49,6 +49,16 @@ function kickButton(what, path) {
   }, "kick");
 }
 
+function watchButton(s) {
+  if (!s.publisher) return "";
+  const off = Watch.port === null;
+  return el("button", {
+    class: "watch", title: off ? "Playback is off on this server" : "Watch in this page",
+    ...(off ? { disabled: "" } : {}),
+    onclick: () => { location.hash = Watch.href(s.app, s.name); },
+  }, "watch");
+}
+
 function fillRows(tbody, rows, cols) {
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { class: "empty", colspan: cols }, "none"))]));
 }
@@ -82,7 +92,8 @@ function renderStreams(list) {
       el("td", {}, media),
       el("td", {}, s.players),
       el("td", {}, `${s.gop_cache_frames} frames, ${bytes(s.gop_cache_bytes)}`),
-      el("td", {}, p ? kickButton("publisher", `/api/v1/streams/${encodeURIComponent(s.app)}/${encodeURIComponent(s.name)}`) : ""));
+      el("td", { class: "actions" }, watchButton(s),
+        p ? kickButton("publisher", `/api/v1/streams/${encodeURIComponent(s.app)}/${encodeURIComponent(s.name)}`) : ""));
   }), 7);
 }
 
@@ -121,6 +132,7 @@ async function refresh() {
       api("GET", "/api/v1/connections"),
       api("GET", "/api/v1/events?after=" + lastSeq),
     ]);
+    Watch.setPlayback(streams.playback);
     renderStreams(streams.streams);
     renderConnections(conns.connections);
     renderCloses(events.closes);
