@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+use testkit::player::WHITE_SRC;
 use testkit::process::ChildGuard;
 use testkit::rtmp::{Lifeline, TempDir, ffmpeg_publish_src, require_tool};
 use testkit::skip::{have_tool, skip};
@@ -40,7 +41,7 @@ fn turn() -> MutexGuard<'static, ()> {
 struct Live {
     server: Lifeline,
     tools: Tools,
-    _publisher: ChildGuard,
+    publisher: ChildGuard,
 }
 
 fn live(test: &str) -> Option<Live> {
@@ -64,7 +65,7 @@ fn live(test: &str) -> Option<Live> {
     Some(Live {
         server,
         tools,
-        _publisher: publisher,
+        publisher,
     })
 }
 
@@ -204,11 +205,27 @@ function probe(i) {{
     )
 }
 
-#[test]
-fn dashboard_watch_view_plays_mse() {
-    let test = "dashboard_watch_view_plays_mse";
-    let _turn = turn();
-    let Some(live) = live(test) else { return };
+/// The watch view's state; `extra.white` says the picture is (nearly) all white, read off
+/// a canvas the frame is drawn on (MSE media is same-origin, so the canvas is readable).
+const WATCH_PROBE: &str = r#"const v = document.getElementById("watch-video");
+const shown = document.getElementById("watch-error").textContent;
+const b = v.buffered;
+const c = document.createElement("canvas");
+c.width = 32; c.height = 24;
+const g = c.getContext("2d", { willReadFrequently: true });
+g.drawImage(v, 0, 0, 32, 24);
+const px = g.getImageData(0, 0, 32, 24).data;
+let sum = 0;
+for (let i = 0; i < px.length; i += 4) sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
+return { time: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames,
+         errors: shown ? errors.concat(["shown: " + shown]) : errors,
+         extra: { size: v.videoWidth + "x" + v.videoHeight, white: sum / (px.length / 4) > 200,
+                  behind_newest_s: b.length ? b.end(b.length - 1) - v.currentTime : null,
+                  status: document.getElementById("watch-status").textContent } };"#;
+
+/// The dashboard in a browser, its watch view opened on `live/cam` by the row's button,
+/// with the video's `error` events collected.
+fn open_watch_view(test: &str, live: &Live) -> Browser {
     let api = live.server.http_addr.expect("HTTP listening");
     let browser = Browser::start(&live.tools, &["--window-size=1400,1000"]);
     browser.goto(&format!("http://{api}/"));
@@ -234,24 +251,84 @@ fn dashboard_watch_view_plays_mse() {
         "watch button"
     );
     assert!(browser.wait_for("#watch:not([hidden])", t).is_some());
-    let probe = r#"const v = document.getElementById("watch-video");
-        const shown = document.getElementById("watch-error").textContent;
-        const b = v.buffered;
-        return { time: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames,
-                 errors: shown ? errors.concat(["shown: " + shown]) : errors,
-                 extra: { src: location.hash, size: v.videoWidth + "x" + v.videoHeight,
-                          behind_newest_s: b.length ? b.end(b.length - 1) - v.currentTime : null,
-                          status: document.getElementById("watch-status").textContent } };"#;
-    let (_, last) = play(&browser, "watch view", probe, Duration::from_secs(30));
+    browser
+}
+
+#[test]
+fn dashboard_watch_view_plays_mse() {
+    let test = "dashboard_watch_view_plays_mse";
+    let _turn = turn();
+    let Some(live) = live(test) else { return };
+    let browser = open_watch_view(test, &live);
+    let (_, last) = play(&browser, "watch view", WATCH_PROBE, Duration::from_secs(30));
     assert_eq!(last.extra["size"], "320x240");
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("watch.png");
     browser.screenshot(&shot);
-    // The viewer is a player of the stream, as the dashboard shows.
+    // The dashboard lists the watch view itself as a player over HTTP-MP4.
     assert!(
         browser
-            .wait_for("tr[data-role='player']", Duration::from_secs(5))
+            .wait_for(
+                "tr[data-role='player'][data-protocol='http-mp4']",
+                Duration::from_secs(5)
+            )
             .is_some()
     );
+}
+
+/// A new publisher's init segment comes in the same body: the view appends it, steps over
+/// the hole between the two publishers' media, and shows the newcomer's (white) picture.
+#[test]
+fn watch_view_follows_a_new_publisher() {
+    let test = "watch_view_follows_a_new_publisher";
+    let _turn = turn();
+    let Some(mut live) = live(test) else { return };
+    let browser = open_watch_view(test, &live);
+    let (_, before) = play(
+        &browser,
+        "watch view, first publisher",
+        WATCH_PROBE,
+        Duration::from_secs(30),
+    );
+    assert_eq!(before.extra["white"], false, "testsrc is not white");
+    let mark = live.server.log_lines();
+    let stopped = Instant::now();
+    live.publisher.terminate(Duration::from_secs(5));
+    let white = format!("{WHITE_SRC},format=yuv420p");
+    live.publisher = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish_src(&live.server.url("live/cam"), 60, &white),
+        &live.server.dir().join("pub2.log"),
+    )
+    .unwrap();
+    assert!(
+        live.server
+            .wait_log_after(mark, "publish conn", Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        live.server.log_text()
+    );
+    let end = stopped + Duration::from_secs(20);
+    while sample(&browser, WATCH_PROBE, stopped).extra["white"] != true {
+        assert!(
+            Instant::now() < end,
+            "the new publisher's picture never showed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "{test}: the new publisher's picture shows {:.2} s after the first one was stopped",
+        stopped.elapsed().as_secs_f64()
+    );
+    let (_, after) = play(
+        &browser,
+        "watch view, second publisher",
+        WATCH_PROBE,
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        after.extra["white"], true,
+        "the new publisher's picture: {after:?}"
+    );
+    browser.screenshot(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("watch-new-publisher.png"));
 }
 
 /// Plays the `i`th hls.js player for [`PLAY_S`], then samples `hls.latency` (hls.js's own

@@ -120,8 +120,11 @@ impl Browser {
     pub fn start(tools: &Tools, extra: &[&str]) -> Self {
         let dir = TempDir::new("lifeline-browser");
         let port = free_port();
+        // TMPDIR too: Chromium leaves scoped dirs in it, which go with `dir`.
         let driver = ChildGuard::spawn_logged(
-            Command::new(&tools.driver).arg(format!("--port={port}")),
+            Command::new(&tools.driver)
+                .arg(format!("--port={port}"))
+                .env("TMPDIR", dir.path()),
             &dir.path().join("chromedriver.log"),
         )
         .expect("start chromedriver");

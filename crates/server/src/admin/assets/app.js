@@ -100,10 +100,11 @@ function renderStreams(list) {
 function renderConnections(list) {
   document.getElementById("conn-count").textContent = `(${list.length})`;
   fillRows(document.querySelector("#connections tbody"), list.map((c) =>
-    el("tr", { "data-conn": c.id, "data-role": c.role },
+    el("tr", { "data-conn": c.id, "data-role": c.role, "data-protocol": c.protocol || "rtmp" },
       el("td", {}, c.id),
       el("td", {}, c.peer),
-      el("td", {}, el("span", { class: "role " + c.role }, c.role)),
+      el("td", {}, el("span", { class: "role " + c.role }, c.role),
+        c.protocol && c.protocol !== "rtmp" ? el("span", { class: "protocol" }, c.protocol) : ""),
       el("td", {}, c.stream || ""),
       el("td", {}, dur(c.age_ms)),
       el("td", {}, `${bytes(c.bytes_in)} / ${bytes(c.bytes_out)}`),
