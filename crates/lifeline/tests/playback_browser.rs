@@ -85,6 +85,8 @@ fn npm_install(test: &str, dir: &Path, packages: &[&str]) -> bool {
             "--no-save",
             "--no-audit",
             "--no-fund",
+            "--fetch-timeout=20000",
+            "--fetch-retries=1",
             "--prefix",
         ])
         .arg(dir)
@@ -106,7 +108,7 @@ fn npm_install(test: &str, dir: &Path, packages: &[&str]) -> bool {
 /// What a page's `probe()` reports.
 #[derive(Debug, Clone)]
 struct Sample {
-    /// Seconds since the first sample.
+    /// Seconds since the sampling began.
     at: f64,
     time: f64,
     frames: u64,
@@ -217,8 +219,9 @@ g.drawImage(v, 0, 0, 32, 24);
 const px = g.getImageData(0, 0, 32, 24).data;
 let sum = 0;
 for (let i = 0; i < px.length; i += 4) sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
+const failed = [shown ? "shown: " + shown : "", Watch.failures ? `restarted ${Watch.failures} times` : ""];
 return { time: v.currentTime, frames: v.getVideoPlaybackQuality().totalVideoFrames,
-         errors: shown ? errors.concat(["shown: " + shown]) : errors,
+         errors: errors.concat(failed.filter(Boolean)),
          extra: { size: v.videoWidth + "x" + v.videoHeight, white: sum / (px.length / 4) > 200,
                   behind_newest_s: b.length ? b.end(b.length - 1) - v.currentTime : null,
                   status: document.getElementById("watch-status").textContent } };"#;

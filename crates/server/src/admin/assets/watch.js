@@ -138,6 +138,7 @@ const Watch = {
   player: null,
   path: null,
   timer: null,
+  failures: 0, // playbacks ended by an error since the view opened (each then started again)
 
   setPlayback(playback) {
     const port = playback ? playback.port : null;
@@ -157,6 +158,7 @@ const Watch = {
     if (path === this.path && (this.player || this.timer)) return;
     this.close();
     this.path = path;
+    this.failures = 0;
     if (!path || this.port === undefined) return;
     document.getElementById("watch").hidden = false;
     document.getElementById("watch-name").textContent = path;
@@ -173,6 +175,7 @@ const Watch = {
       if (this.player !== player) return; // closed or replaced meanwhile
       player.stop();
       this.player = null;
+      this.failures++;
       this.showError(`${e.message} — retrying in ${RETRY_MS / 1000} s`);
       this.timer = setTimeout(() => this.start(url), RETRY_MS);
     });
@@ -205,6 +208,7 @@ const Watch = {
       `buffer ${(edge - b.start(0)).toFixed(1)} s`,
       v.videoWidth ? `${v.videoWidth}×${v.videoHeight}` : "",
       q ? `${q.totalVideoFrames} frames, ${q.droppedVideoFrames} dropped` : "",
+      this.failures ? `restarted ${this.failures}×` : "",
     ].filter(Boolean).join(" · ");
   },
 };
