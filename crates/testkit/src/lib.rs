@@ -21,6 +21,8 @@ pub mod player;
 pub mod process;
 pub mod rtmp;
 pub mod skip;
+pub mod static_http;
+pub mod webdriver;
 
 pub use process::ChildGuard;
 pub use skip::{require_root, require_tool, skip};

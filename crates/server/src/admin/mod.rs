@@ -28,6 +28,7 @@ pub use api::ApiError;
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
+const WATCH_JS: &str = include_str!("assets/watch.js");
 
 /// What the handlers share: the server's state and the required token, if any.
 #[derive(Debug, Clone)]
@@ -44,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
         .route("/assets/style.css", get(style_css))
+        .route("/assets/watch.js", get(watch_js))
         .route("/metrics", get(api::metrics))
         .route("/api/v1/streams", get(api::streams))
         .route(
@@ -153,6 +155,10 @@ async fn index() -> Response {
 
 async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn watch_js() -> Response {
+    asset("text/javascript; charset=utf-8", WATCH_JS)
 }
 
 async fn style_css() -> Response {

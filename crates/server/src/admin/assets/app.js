@@ -49,6 +49,16 @@ function kickButton(what, path) {
   }, "kick");
 }
 
+function watchButton(s) {
+  if (!s.publisher) return "";
+  const off = Watch.port === null;
+  return el("button", {
+    class: "watch", title: off ? "Playback is off on this server" : "Watch in this page",
+    ...(off ? { disabled: "" } : {}),
+    onclick: () => { location.hash = Watch.href(s.app, s.name); },
+  }, "watch");
+}
+
 function fillRows(tbody, rows, cols) {
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { class: "empty", colspan: cols }, "none"))]));
 }
@@ -82,17 +92,19 @@ function renderStreams(list) {
       el("td", {}, media),
       el("td", {}, s.players),
       el("td", {}, `${s.gop_cache_frames} frames, ${bytes(s.gop_cache_bytes)}`),
-      el("td", {}, p ? kickButton("publisher", `/api/v1/streams/${encodeURIComponent(s.app)}/${encodeURIComponent(s.name)}`) : ""));
+      el("td", { class: "actions" }, watchButton(s),
+        p ? kickButton("publisher", `/api/v1/streams/${encodeURIComponent(s.app)}/${encodeURIComponent(s.name)}`) : ""));
   }), 7);
 }
 
 function renderConnections(list) {
   document.getElementById("conn-count").textContent = `(${list.length})`;
   fillRows(document.querySelector("#connections tbody"), list.map((c) =>
-    el("tr", { "data-conn": c.id, "data-role": c.role },
+    el("tr", { "data-conn": c.id, "data-role": c.role, "data-protocol": c.protocol || "rtmp" },
       el("td", {}, c.id),
       el("td", {}, c.peer),
-      el("td", {}, el("span", { class: "role " + c.role }, c.role)),
+      el("td", {}, el("span", { class: "role " + c.role }, c.role),
+        c.protocol && c.protocol !== "rtmp" ? el("span", { class: "protocol" }, c.protocol) : ""),
       el("td", {}, c.stream || ""),
       el("td", {}, dur(c.age_ms)),
       el("td", {}, `${bytes(c.bytes_in)} / ${bytes(c.bytes_out)}`),
@@ -121,6 +133,7 @@ async function refresh() {
       api("GET", "/api/v1/connections"),
       api("GET", "/api/v1/events?after=" + lastSeq),
     ]);
+    Watch.setPlayback(streams.playback);
     renderStreams(streams.streams);
     renderConnections(conns.connections);
     renderCloses(events.closes);
