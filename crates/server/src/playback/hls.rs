@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// Complete segments a stream has before a new session gets its playlist.
+const MIN_SEGMENTS_TO_START: u64 = 2;
+
 /// The playlist every session's URIs are relative to.
 const MEDIA_PLAYLIST: &str = "media.m3u8";
 
@@ -221,7 +224,13 @@ impl HttpConn {
         b.updates.mark_unchanged();
         let answer = b.hls.with(|seg| match &b.on {
             BlockedOn::Index { .. } => match seg.status() {
-                Status::Live => Answer::Ok(Bytes::new(), PLAYLIST_CONTENT_TYPE),
+                // A cold segmenter (this viewer started it) lists one segment at first;
+                // players pick their live edge from the playlist they get first, so it is
+                // held until two are complete (about two GOPs), as in any warm stream.
+                Status::Live if seg.stats().segments >= MIN_SEGMENTS_TO_START => {
+                    Answer::Ok(Bytes::new(), PLAYLIST_CONTENT_TYPE)
+                }
+                Status::Live => Answer::Wait,
                 Status::Unsupported(why) => Answer::Error(415, why.to_string()),
                 Status::Ended => Answer::Error(404, "the stream ended".into()),
                 _ => Answer::Wait,
