@@ -6,6 +6,7 @@
 # `lifeline-bench`. Loads: 1 publisher at ~600 kbps -> PLAYERS (default "1000 3000"),
 # ROUNDS rounds (default 2), alternating before/after at every step. Prints a Markdown table
 # (`lifeline-bench report`) and leaves the raw JSON lines in $AB_OUT (default /tmp/ab.jsonl).
+# BEFORE_BIN / AFTER_BIN name prebuilt binaries to use instead of building the refs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -40,8 +41,9 @@ build() { # name ref -> path of its release binary
   echo "$work/$1/target/release/lifeline"
 }
 echo "building $before and ${after:-the working tree}" >&2
-bin_before=$(build before "$before")
-bin_after=$(build after "$after")
+# BEFORE_BIN / AFTER_BIN: prebuilt binaries instead of building the refs.
+bin_before=${BEFORE_BIN:-$(build before "$before")}
+bin_after=${AFTER_BIN:-$(build after "$after")}
 cargo build --release --locked -q -p lifeline-bench
 gen=${CARGO_TARGET_DIR:-$root/target}/release/lifeline-bench
 
