@@ -18,6 +18,8 @@ mod budget;
 mod link;
 mod outq;
 mod shards;
+#[cfg(test)]
+mod tests;
 mod viewer;
 mod writer;
 
