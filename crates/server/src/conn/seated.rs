@@ -78,10 +78,19 @@ impl RtmpConn {
         let out = self.control.bytes_out.load(Ordering::Relaxed);
         let progressed = out != self.record.synced_out;
         self.record.synced_out = out;
-        if progressed {
-            self.record.last_tx = self.record.last_tx.max(seated.last_tx());
-        }
+        // The stall is counted from the writer's last progress, not from when we looked.
+        let at = if progressed {
+            let tx = seated.last_tx().min(now);
+            self.record.last_tx = self.record.last_tx.max(tx);
+            tx
+        } else {
+            now
+        };
         self.session
-            .on_write_state(now, seated.blocked(), progressed);
+            .on_write_state(at, seated.blocked(), progressed);
+        self.timers.put(
+            crate::timers::ConnTimer::Session,
+            self.session.poll_timeout(),
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! in fewer, larger writes. The kernel charges per write and per wake-up, not per byte, so on a
 //! busy server merging is what keeps CPU per delivered byte low; on an idle one it only adds
 //! latency. The writer therefore measures its own busy time and merges only as long as it must:
-//! not at all while writing costs less than [`IDLE_SHARE`] of a core, longer as the load grows,
-//! never longer than the budget the operator accepts (`[play] latency_budget`).
+//! the shortest window ([`MIN_WINDOW`]) while writing costs less than [`IDLE_SHARE`] of a core,
+//! longer as the load grows, never longer than the budget the operator accepts
+//! (`[play] latency_budget`).
 //!
 //! Pure: the writer reports the time it spent and the time that passed; decisions are made here
 //! on an explicit clock.
@@ -17,8 +18,13 @@ pub(crate) const IDLE_SHARE: f64 = 0.02;
 const DECIDE_EVERY: Duration = Duration::from_millis(500);
 /// Within this factor of [`IDLE_SHARE`] the window is left alone (no hunting).
 const BAND: f64 = 1.4;
-/// The first merge window when merging starts, and the shortest one; below, writes go at once.
-const MIN_WINDOW: Duration = Duration::from_millis(4);
+/// The shortest adaptive window, what an idle writer merges. Not zero: a message-sized write
+/// per message keeps a frozen reader's receive window trickling open (its kernel collapses the
+/// many small buffers), so TCP_USER_TIMEOUT never fires and the dead viewer is found only by
+/// its pings, seconds later (measured with a frozen ffmpeg player: released after 21 s by
+/// ping_timeout with per-message writes and with 40 ms windows, after 14 s by user_timeout with
+/// 100 ms, as before the budget).
+pub(crate) const MIN_WINDOW: Duration = Duration::from_millis(100);
 
 /// A writer's merge window, decided from its measured load.
 #[derive(Debug, Clone)]
@@ -38,7 +44,7 @@ impl LatencyBudget {
         Self {
             max,
             fixed: false,
-            window: Duration::ZERO,
+            window: MIN_WINDOW.min(max),
             busy: Duration::ZERO,
             since: now,
         }
@@ -126,11 +132,11 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_writer_writes_at_once() {
+    fn an_idle_writer_merges_only_the_shortest_window() {
         let t0 = Instant::now();
         let mut b = LatencyBudget::adaptive(250 * MS, t0);
         settle(&mut b, t0, writer(0.01));
-        assert_eq!(b.window(), Duration::ZERO);
+        assert_eq!(b.window(), MIN_WINDOW);
     }
 
     #[test]
@@ -154,9 +160,9 @@ mod tests {
             (IDLE_SHARE / BAND..=IDLE_SHARE * BAND).contains(&share),
             "{share}"
         );
-        // The viewers left: the load falls and so does the window, to writing at once.
+        // The viewers left: the load falls and so does the window, to the shortest.
         settle(&mut b, now, writer(0.005));
-        assert_eq!(b.window(), Duration::ZERO);
+        assert_eq!(b.window(), MIN_WINDOW);
     }
 
     #[test]
@@ -164,9 +170,9 @@ mod tests {
         let t0 = Instant::now();
         let mut b = LatencyBudget::adaptive(250 * MS, t0);
         b.record(t0 + 100 * MS, 100 * MS);
-        assert_eq!(b.window(), Duration::ZERO, "a single busy tick is no trend");
+        assert_eq!(b.window(), MIN_WINDOW, "a single busy tick is no trend");
         b.record(t0 + DECIDE_EVERY, Duration::ZERO);
-        assert_eq!(b.window(), MIN_WINDOW);
+        assert_eq!(b.window(), 2 * MIN_WINDOW);
     }
 
     #[test]
