@@ -20,7 +20,7 @@ pub struct PlayConfig {
     /// writes; it adds none while the machine has time to spare (see `fanout::budget`).
     #[serde(deserialize_with = "super::duration")]
     pub latency_budget: Duration,
-    /// A fixed merge window instead of the adaptive budget (unset by default; "0s" writes
+    /// A fixed merge window instead of the adaptive budget (100ms by default; "0s" writes
     /// every message at once).
     #[serde(deserialize_with = "opt_duration")]
     pub merge_window: Option<Duration>,
@@ -38,7 +38,7 @@ impl Default for PlayConfig {
             gop_cache: true,
             gop_cache_max_bytes: 16 << 20,
             latency_budget: Duration::from_millis(250),
-            merge_window: None,
+            merge_window: Some(Duration::from_millis(100)),
         }
     }
 }
