@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Lifeline vs nginx-rtmp, same loads, same load generator, same machine, one run:
-#   1 publisher at ~600 kbps -> 100, 500, 1000, 2000 players, then upwards in steps until a
-#   server stops keeping up; 50 publishers x 2 players; 10,000 idle connections.
+# Lifeline vs nginx-rtmp (and SRS when SRS_BIN names an SRS 6 build), same loads, same load
+# generator, same machine, one run, the servers interleaved at every step (each load runs on
+# every server, one after the other, on a fresh process, before the next load starts):
+#   1 publisher at ~600 kbps -> 100, 2000, 8000 players, then upwards in steps while a server
+#   keeps up (a server that fell below 99 % at one step sits out the next ones);
+#   500 publishers x 1 player (ingest); 10,000 idle connections.
 # Server CPU and RSS come from /proc over each measurement window (the nginx worker process,
-# the lifeline process); the generator's own CPU is reported beside them. Writes
-# bench/RESULTS.md (and bench/results.jsonl with the raw figures).
+# the lifeline process, the srs process); the generator's own CPU is reported beside them.
+# Writes bench/RESULTS.md (and bench/results.jsonl with the raw figures).
 #
-# Env: BENCH_WINDOW (s, default 15), BENCH_MAX_PLAYERS (default 6000), BENCH_STEP (1000),
-#      BENCH_WAIT_IDLE_MAX (s to wait for a 1-min load average below 1.0 first, default 0),
-#      BENCH_IDLE (idle connections, default 10000), LIFELINE_BIN (a prebuilt server).
+# Env: BENCH_WINDOW (s, default 10), BENCH_STEPS (default "100 2000 8000"), BENCH_MAX_PLAYERS
+#      (step-up limit, default 18000), BENCH_STEP (2000), BENCH_INGEST (publishers of the
+#      ingest load, default 500), BENCH_WAIT_IDLE_MAX (s to wait for a 1-min load average
+#      below 1.0 first, default 0), BENCH_IDLE (idle connections, default 10000),
+#      BENCH_PORT (first of the ports used, default 29350), LIFELINE_BIN (a prebuilt server),
+#      SRS_BIN (an SRS 6 binary, built as upstream does, e.g. by ../shared/peers/build-srs.sh),
+#      SRS_O2_BIN (one built with SRS_EXTRA_FLAGS=-O2). Without SRS_BIN the SRS columns are
+#      left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-window=${BENCH_WINDOW:-15}
-max_players=${BENCH_MAX_PLAYERS:-6000}
-step=${BENCH_STEP:-1000}
+window=${BENCH_WINDOW:-10}
+steps=${BENCH_STEPS:-100 2000 8000}
+max_players=${BENCH_MAX_PLAYERS:-18000}
+step=${BENCH_STEP:-2000}
+ingest=${BENCH_INGEST:-500}
+port_base=${BENCH_PORT:-29350}
 wait_idle_max=${BENCH_WAIT_IDLE_MAX:-0}
 idle_conns=${BENCH_IDLE:-10000}
 started_at=$(date +%s)
@@ -73,9 +84,14 @@ if [ "$wait_idle_max" -gt 0 ]; then
 fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-lifeline_port=19350
-nginx_port=19351
+lifeline_port=$port_base
+nginx_port=$((port_base + 1))
+srs_port=$((port_base + 2))
+playback_port=$((port_base + 3))
 server_pid=
+servers=(lifeline nginx-rtmp)
+[ -n "${SRS_BIN:-}" ] && servers+=(srs)
+[ -n "${SRS_O2_BIN:-}" ] && servers+=(srs-o2)
 
 start_lifeline() { # [handshake_timeout]
   # Lifeline closes a connection that neither publishes nor plays within handshake_timeout
@@ -86,11 +102,16 @@ listen = "127.0.0.1:$lifeline_port"
 [liveness]
 handshake_timeout = "${1:-10s}"
 # Every load-generator connection comes from 127.0.0.1: lift the per-address and handshake-rate
-# limits (1000 per address, 1000/s by default), which exist for the internet, not for loopback.
+# limits (1000 per address, 1000/s by default), which exist for the internet, not for loopback,
+# and the safety caps on connections and players per stream (20,000 and 5,000).
 [limits]
-max_connections_per_ip = 20000
-max_handshakes_per_second = 20000
-handshake_burst = 20000
+max_connections = 30000
+max_connections_per_ip = 30000
+max_players_per_stream = 30000
+max_handshakes_per_second = 30000
+handshake_burst = 30000
+[playback]
+listen = "127.0.0.1:$playback_port"
 [http]
 enabled = false
 TOML
@@ -110,6 +131,46 @@ start_nginx() {
   # Sample the worker: it holds every connection; the master only supervises.
   server_pid=$(pgrep -P "$master" | head -1)
   nginx_master=$master
+}
+
+start_srs() { # bin
+  # SRS's defaults (350 ms merged writes, gop cache) with room for the connections, and
+  # time_jitter off: by default SRS rebases every player's timestamps to start at 0, which would
+  # make the generator's lag (arrival vs the publisher's clock) meaningless; the rebasing costs
+  # nothing measurable, so leaving it out changes no CPU figure.
+  mkdir -p "$work/srs"
+  cat > "$work/srs/srs.conf" <<CONF
+listen              127.0.0.1:$srs_port;
+max_connections     19800;
+daemon              off;
+srs_log_tank        console;
+srs_log_level       warn;
+pid                 $work/srs/srs.pid;
+vhost __defaultVhost__ {
+    play { time_jitter off; }
+}
+CONF
+  (cd "$(dirname "$1")/.." && exec "$1" -c "$work/srs/srs.conf" >>"$work/srs/log" 2>&1) &
+  server_pid=$!
+  pids+=("$server_pid")
+  wait_port "$srs_port"
+}
+
+start() { # server [handshake_timeout]
+  case $1 in
+    lifeline) start_lifeline "${2:-10s}" ;;
+    nginx-rtmp) start_nginx ;;
+    srs) start_srs "$SRS_BIN" ;;
+    srs-o2) start_srs "$SRS_O2_BIN" ;;
+  esac
+}
+
+port_of() {
+  case $1 in
+    lifeline) echo "$lifeline_port" ;;
+    nginx-rtmp) echo "$nginx_port" ;;
+    *) echo "$srs_port" ;;
+  esac
 }
 
 stop_server() {
@@ -134,9 +195,9 @@ results=$root/bench/results.jsonl
 n=0
 load() { # server publishers players
   n=$((n + 1))
-  local port=$lifeline_port
-  [ "$1" = nginx-rtmp ] && port=$nginx_port
-  echo "== $1: $2 publisher(s) x $3 player(s)"
+  local port
+  port=$(port_of "$1")
+  echo "== $1: $2 publisher(s) x $3 player(s) (load average $(cut -d' ' -f1 /proc/loadavg))"
   local line
   line=$("$gen" load --json --server "$1" --url "rtmp://127.0.0.1:$port/live/bench$n" --flv "$flv" \
     --publishers "$2" --players "$3" --duration "$window" --server-pid "$server_pid") || {
@@ -146,26 +207,36 @@ load() { # server publishers players
   echo "$line" | grep -q '"kept_up_pct":\(99\.[0-9]*\|100\.0\)'
 }
 
-for server in lifeline nginx-rtmp; do
-  if [ "$server" = lifeline ]; then start_lifeline; else start_nginx; fi
-  for players in 100 500 1000 2000; do load "$server" 1 "$players" || true; done
-  players=2000
-  while [ $((players + step)) -le "$max_players" ]; do
-    players=$((players + step))
-    load "$server" 1 "$players" || break
+# Interleaved: every load on every server (fresh process each), then the next load.
+run_step() { # publishers players -> prints the servers that kept up
+  local server ok=()
+  for server in "${active[@]}"; do
+    start "$server"
+    if load "$server" "$1" "$2" >&2; then ok+=("$server"); fi
+    stop_server
   done
-  # A fresh process for the many-streams load, so its RSS is its own (not the high-water mark
-  # of the largest fan-out before it).
-  stop_server
-  if [ "$server" = lifeline ]; then start_lifeline; else start_nginx; fi
-  load "$server" 50 2 || true
-  # Idle connections on a fresh process, so its RSS baseline is its idle size.
-  stop_server
-  if [ "$server" = lifeline ]; then start_lifeline 1h; else start_nginx; fi
+  echo "${ok[@]}"
+}
+active=("${servers[@]}")
+players=0
+for players in $steps; do
+  read -r -a kept <<<"$(run_step 1 "$players")"
+  active=("${kept[@]}")
+  [ ${#active[@]} -gt 0 ] || break
+done
+while [ ${#active[@]} -gt 0 ] && [ $((players + step)) -le "$max_players" ]; do
+  players=$((players + step))
+  read -r -a kept <<<"$(run_step 1 "$players")"
+  active=("${kept[@]}")
+done
+active=("${servers[@]}")
+run_step "$ingest" 1 >/dev/null
+# Idle connections on a fresh process, so its RSS baseline is its idle size.
+for server in "${servers[@]}"; do
+  start "$server" 1h
   sleep 1
   echo "== $server: $idle_conns idle connections"
-  port=$lifeline_port; [ "$server" = nginx-rtmp ] && port=$nginx_port
-  "$gen" idle --json --server "$server" --url "rtmp://127.0.0.1:$port/live/idle" \
+  "$gen" idle --json --server "$server" --url "rtmp://127.0.0.1:$(port_of "$server")/live/idle" \
     --connections "$idle_conns" --hold "$window" --server-pid "$server_pid" >> "$results" || echo "   idle failed"
   stop_server
 done
@@ -173,7 +244,7 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - started_at ))
 {
-  echo "# Benchmark results: Lifeline vs nginx-rtmp"
+  echo "# Benchmark results: Lifeline vs ${servers[*]:1}"
   echo
   echo "Written by \`bench/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') in ${elapsed} s. Raw figures: \`bench/results.jsonl\`."
   echo
@@ -183,6 +254,8 @@ elapsed=$(( $(date +%s) - started_at ))
   echo "- Memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "- OS: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
   echo "- nginx $(nginx -v 2>&1 | sed 's|.*/||'), libnginx-mod-rtmp $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), 1 worker"
+  [ -n "${SRS_BIN:-}" ] && echo "- srs: SRS $("$SRS_BIN" -v 2>&1 | tail -1) as upstream builds it (-g -O0), its defaults (350 ms merged writes) except max_connections and time_jitter off (see compare.sh)"
+  [ -n "${SRS_O2_BIN:-}" ] && echo "- srs-o2: the same SRS built with -O2"
   echo "- Lifeline $(git -C "$root" rev-parse --short HEAD), release build, default configuration except the per-address and handshake-rate limits, lifted because every client is 127.0.0.1 (loopback listener, HTTP admin off)"
   echo "- Load average (1/5/15 min) before: $load_before; after: $load_after"
   echo "- Generator: \`lifeline-bench\`, one thread; the generator and the server share the machine's cores"
@@ -191,7 +264,9 @@ elapsed=$(( $(date +%s) - started_at ))
   echo
   echo "## Results"
   echo
-  "$gen" report "$results"
+  theirs=()
+  for s in "${servers[@]:1}"; do theirs+=(--theirs "$s"); done
+  "$gen" report "$results" "${theirs[@]}"
   if [ -f "$root/bench/NOTES.md" ]; then echo; cat "$root/bench/NOTES.md"; fi
 } > "$root/bench/RESULTS.md"
 echo "wrote bench/RESULTS.md"

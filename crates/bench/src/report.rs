@@ -14,9 +14,9 @@ pub(crate) struct ReportArgs {
     /// The server whose figures are the numerator of the ratios.
     #[arg(long, default_value = "lifeline")]
     ours: String,
-    /// The server compared against.
+    /// The servers compared against (repeat the flag for several).
     #[arg(long, default_value = "nginx-rtmp")]
-    theirs: String,
+    theirs: Vec<String>,
 }
 
 fn f(v: &Value, key: &str) -> Option<f64> {
@@ -59,13 +59,13 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
     let mut out = String::new();
 
     out.push_str("### Live loads (600 kbps stream, players on loopback)\n\n");
-    out.push_str("| load | server | players | kept up | kbps/player (mean, min) | lag p50 / p99 / max ms | server CPU % | server CPU % per Gbit/s | server RSS MiB | generator CPU % |\n");
+    out.push_str("| load | server | players | kept up | kbps/player (mean, min) | lag p50 / p95 / p99 / max ms | server CPU % | server CPU % per Gbit/s | server RSS MiB | generator CPU % |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for v in &loads {
         let (p, n) = load_key(v);
         let _ = writeln!(
             out,
-            "| {p} pub × {n} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} | {} | {} | {} | {} |",
+            "| {p} pub × {n} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} / {} | {} | {} | {} | {} |",
             server(v),
             v["players"],
             v["kept_up"],
@@ -73,6 +73,7 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
             num(f(v, "bitrate_kbps_mean"), 0),
             num(f(v, "bitrate_kbps_min"), 0),
             num(f(v, "lag_ms_p50"), 0),
+            num(f(v, "lag_ms_p95"), 0),
             num(f(v, "lag_ms_p99"), 0),
             num(f(v, "lag_ms_max"), 0),
             num(f(v, "server_cpu_pct"), 1),
@@ -82,38 +83,15 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
         );
     }
 
-    let _ = write!(
-        out,
-        "\n### Ratios {} / {} at the same load (lower is better for CPU and RSS)\n\n",
-        args.ours, args.theirs
-    );
-    out.push_str("| load | kept up | server CPU per Gbit/s | server RSS | lag p99 |\n|---|---:|---:|---:|---:|\n");
-    for ours in loads.iter().filter(|v| server(v) == args.ours) {
-        let Some(theirs) = loads
-            .iter()
-            .find(|v| server(v) == args.theirs && load_key(v) == load_key(ours))
-        else {
-            continue;
-        };
-        let (p, n) = load_key(ours);
-        let _ = writeln!(
-            out,
-            "| {p} pub × {n} | {} | {} | {} | {} |",
-            ratio(f(ours, "kept_up_pct"), f(theirs, "kept_up_pct")),
-            ratio(
-                f(ours, "server_cpu_pct_per_gbps"),
-                f(theirs, "server_cpu_pct_per_gbps")
-            ),
-            ratio(f(ours, "server_rss_kib"), f(theirs, "server_rss_kib")),
-            ratio(f(ours, "lag_ms_p99"), f(theirs, "lag_ms_p99")),
-        );
+    for theirs in &args.theirs {
+        ratios(&mut out, &loads, &args.ours, theirs);
     }
 
     out.push_str(
         "\n### Largest player count sustained (1 publisher, ≥ 99 % of players kept up)\n\n",
     );
     out.push_str("| server | players | server CPU % | generator CPU % |\n|---|---:|---:|---:|\n");
-    for name in [&args.ours, &args.theirs] {
+    for name in std::iter::once(&args.ours).chain(&args.theirs) {
         let best = loads
             .iter()
             .filter(|v| server(v) == *name && load_key(v).0 == 1)
@@ -145,18 +123,54 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
         );
     }
     let pick = |name: &str| idles.iter().find(|v| server(v) == name);
-    if let (Some(a), Some(b)) = (pick(&args.ours), pick(&args.theirs)) {
-        let _ = writeln!(
-            out,
-            "\nRatio {} / {}: RSS per idle connection {}, idle CPU {}.",
-            args.ours,
-            args.theirs,
-            ratio(
-                f(a, "server_rss_kib_per_conn"),
-                f(b, "server_rss_kib_per_conn")
-            ),
-            ratio(f(a, "server_cpu_pct"), f(b, "server_cpu_pct")),
-        );
+    for theirs in &args.theirs {
+        if let (Some(a), Some(b)) = (pick(&args.ours), pick(theirs)) {
+            let _ = writeln!(
+                out,
+                "\nRatio {} / {theirs}: RSS per idle connection {}, idle CPU {}.",
+                args.ours,
+                ratio(
+                    f(a, "server_rss_kib_per_conn"),
+                    f(b, "server_rss_kib_per_conn")
+                ),
+                ratio(f(a, "server_cpu_pct"), f(b, "server_cpu_pct")),
+            );
+        }
     }
     Ok(out)
+}
+
+/// The ratio table of `ours` against `theirs`, at every load both ran.
+fn ratios(out: &mut String, loads: &[&Value], ours: &str, theirs: &str) {
+    let server = |v: &Value| {
+        v.get("server")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let _ = write!(
+        out,
+        "\n### Ratios {ours} / {theirs} at the same load (lower is better for CPU, RSS and lag)\n\n"
+    );
+    out.push_str("| load | kept up | server CPU per Gbit/s | server RSS | lag p95 | lag p99 | generator CPU |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for a in loads.iter().filter(|v| server(v) == ours) {
+        let Some(b) = loads
+            .iter()
+            .find(|v| server(v) == theirs && load_key(v) == load_key(a))
+        else {
+            continue;
+        };
+        let (p, n) = load_key(a);
+        let r = |k: &str| ratio(f(a, k), f(b, k));
+        let _ = writeln!(
+            out,
+            "| {p} pub × {n} | {} | {} | {} | {} | {} | {} |",
+            r("kept_up_pct"),
+            r("server_cpu_pct_per_gbps"),
+            r("server_rss_kib"),
+            r("lag_ms_p95"),
+            r("lag_ms_p99"),
+            r("generator_cpu_pct"),
+        );
+    }
 }

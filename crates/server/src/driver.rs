@@ -66,11 +66,15 @@ pub(crate) trait ConnCore {
     /// Whether our last write came after the peer's last byte (ETIMEDOUT is then the user
     /// timeout rather than keepalive).
     fn sent_after_rx(&self) -> bool;
+    /// Called after every entry point: a core that wants its output written by a fan-out
+    /// writer from now on takes a handle of the socket here (most never do).
+    fn share_socket(&mut self, _socket: &Arc<TcpStream>) {}
 }
 
 /// Runs `core` over `stream` until it ends; returns why.
-pub(crate) async fn drive<C: ConnCore>(stream: &TcpStream, core: &mut C) -> CloseReason {
+pub(crate) async fn drive<C: ConnCore>(stream: &Arc<TcpStream>, core: &mut C) -> CloseReason {
     let mut io = Io {
+        shared: stream,
         stream,
         read_size: READ_START,
         write_blocked: false,
@@ -79,6 +83,7 @@ pub(crate) async fn drive<C: ConnCore>(stream: &TcpStream, core: &mut C) -> Clos
 }
 
 struct Io<'a> {
+    shared: &'a Arc<TcpStream>,
     stream: &'a TcpStream,
     /// Bytes asked of the kernel per read (adaptive, see [`READ_START`]).
     read_size: usize,
@@ -102,6 +107,7 @@ impl Io<'_> {
             {
                 return reason;
             }
+            core.share_socket(self.shared);
             // Write in the same turn as whatever queued it (a merge window that closed, a
             // reply): one wake-up per batch.
             if core.wants_write()

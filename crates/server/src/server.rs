@@ -83,6 +83,7 @@ impl Server {
     /// Accepts until the shutdown token is cancelled, then closes every connection
     /// (reason Shutdown) and waits for them, at most [`SHUTDOWN_GRACE`].
     pub async fn run(self) {
+        self.shared.fanout.spawn(self.shutdown.clone());
         let refusals = self.shared.registry.refusal_log().clone();
         let accepting = Arc::new(Accepting {
             limits: AcceptLimits::new(&self.shared.config.limits, refusals.clone()),
@@ -133,7 +134,7 @@ async fn accept_loop<F, Fut>(
     protocol: Protocol,
     run: F,
 ) where
-    F: Fn(crate::control::LentSocket<TcpStream>, Arc<ConnControl>, Arc<Shared>) -> Fut,
+    F: Fn(crate::control::LentSocket<Arc<TcpStream>>, Arc<ConnControl>, Arc<Shared>) -> Fut,
     Fut: Future<Output = CloseReason> + Send + 'static,
 {
     loop {
@@ -161,7 +162,8 @@ async fn accept_loop<F, Fut>(
             peer,
             accepting.shutdown.child_token(),
         ));
-        let socket = control.lend(stream);
+        // Shared: a fan-out writer may write to it while the connection's task reads.
+        let socket = control.lend(Arc::new(stream));
         let shared = accepting.shared.clone();
         let live = shared.live.insert(control.clone());
         tracing::debug!(conn = id, %peer, protocol = protocol.label(), "accept");

@@ -2,6 +2,7 @@
 //! it; connections and handlers only borrow it through an `Arc`.
 
 use crate::config::Config;
+use crate::fanout::{Shards, WriterConfig};
 use crate::hooks::Hooks;
 use crate::live::LiveTable;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct Shared {
     next_id: AtomicU64,
     /// The playback listener's address once bound (the dashboard's watch view needs it).
     pub playback_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The fan-out writers (one per core) that serve RTMP players.
+    pub(crate) fanout: Shards,
 }
 
 impl Shared {
@@ -36,7 +39,18 @@ impl Shared {
     /// has notification URLs: their sender task is spawned here).
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
+        let writers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let fanout = Shards::new(
+            writers,
+            WriterConfig {
+                log_max: config.play.queue_messages,
+                max_lag_drops: config.play.max_lag_drops,
+            },
+            config.play.merging(),
+            metrics.clone(),
+        );
         Arc::new(Self {
+            fanout,
             registry: Arc::new(Registry::with_metrics(config.clone(), metrics.clone())),
             hooks: Hooks::new(&config.hooks),
             live: Arc::default(),

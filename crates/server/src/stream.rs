@@ -235,6 +235,17 @@ pub(crate) struct StreamState {
     /// The [`HlsUse`]s alive; the last one to go ends `hls`.
     hls_users: usize,
     last_out_ts: Option<u32>,
+    /// Events sent on the fan-out channel so far: the sequence number of the next one.
+    sent: u64,
+    /// Fan-out writers to tell when an event is sent (see [`Watcher`]).
+    watchers: Vec<Arc<dyn Watcher>>,
+}
+
+/// A fan-out writer serving some of a stream's viewers: told when the stream sends an event,
+/// so it takes events off the ring for all of them at once instead of every viewer waking.
+pub(crate) trait Watcher: Send + Sync + std::fmt::Debug {
+    /// The stream sent an event (called with the stream's lock held: must be cheap).
+    fn wake(&self);
 }
 
 /// A live stream, keyed by app and name in the registry.
@@ -283,6 +294,9 @@ pub struct Subscription {
     pub live: bool,
     /// Live events from here on, without a gap or a duplicate after `initial`.
     pub rx: broadcast::Receiver<StreamEvent>,
+    /// The sequence number of the first event `rx` yields (events are numbered from 0 in the
+    /// order the stream sends them), so a fan-out writer knows where this viewer starts.
+    pub next_seq: u64,
 }
 
 impl Stream {
@@ -305,6 +319,8 @@ impl Stream {
                 hls: None,
                 hls_users: 0,
                 last_out_ts: None,
+                sent: 0,
+                watchers: Vec::new(),
             }),
             writer,
             gop_cache: config.play.gop_cache,
@@ -356,7 +372,7 @@ impl Stream {
         if let Some(hls) = &state.hls {
             hls.discontinuity();
         }
-        let _ = self.tx.send(StreamEvent::Published);
+        self.send(state, StreamEvent::Published);
     }
 
     /// Ends the publisher's era; players stay and wait for the next one.
@@ -364,7 +380,26 @@ impl Stream {
         state.publisher = None;
         state.publishing_since = None;
         state.cache = GopCache::default();
-        let _ = self.tx.send(StreamEvent::Unpublished);
+        self.send(state, StreamEvent::Unpublished);
+    }
+
+    /// Sends `event` to every viewer: numbered, and every watching writer told.
+    fn send(&self, state: &mut StreamState, event: StreamEvent) {
+        let _ = self.tx.send(event);
+        state.sent += 1;
+        for w in &state.watchers {
+            w.wake();
+        }
+    }
+
+    /// A fan-out writer starts watching (until [`Self::unwatch`]).
+    pub(crate) fn watch(&self, watcher: Arc<dyn Watcher>) {
+        self.lock().watchers.push(watcher);
+    }
+
+    /// The writer no longer serves viewers of this stream.
+    pub(crate) fn unwatch(&self, watcher: &Arc<dyn Watcher>) {
+        self.lock().watchers.retain(|w| !Arc::ptr_eq(w, watcher));
     }
 
     /// Chunks `media` once, caches it as needed and sends it to every player. Only the
@@ -421,7 +456,7 @@ impl Stream {
         if let Some(hls) = &state.hls {
             hls.push(frame.kind, frame.timestamp, frame.payload.clone());
         }
-        let _ = self.tx.send(StreamEvent::Frame(frame));
+        self.send(&mut state, StreamEvent::Frame(frame));
     }
 
     fn cache(&self, cache: &mut GopCache, frame: &Frame) {
@@ -460,6 +495,7 @@ impl Stream {
             initial,
             live: state.publisher.is_some(),
             rx: self.tx.subscribe(),
+            next_seq: state.sent,
         }
     }
 

@@ -20,7 +20,7 @@ pub(crate) use hooks::parse_url;
 pub use http::HttpConfig;
 pub use limits::LimitsConfig;
 pub use liveness::LivenessConfig;
-pub use play::PlayConfig;
+pub use play::{Merging, PlayConfig};
 pub use playback::PlaybackConfig;
 pub use publish::{OnDuplicate, PublishConfig};
 pub use rtmp::RtmpConfig;

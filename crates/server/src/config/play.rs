@@ -16,9 +16,18 @@ pub struct PlayConfig {
     pub gop_cache: bool,
     /// Largest GOP cache per stream, in bytes; a longer GOP is not cached.
     pub gop_cache_max_bytes: usize,
-    /// How long a player's writes wait to batch more messages into one write.
+    /// The most latency the server may add to a player's media to write it in fewer, larger
+    /// writes; it adds none while the machine has time to spare (see `fanout::budget`).
     #[serde(deserialize_with = "super::duration")]
-    pub merge_window: Duration,
+    pub latency_budget: Duration,
+    /// A fixed merge window instead of the adaptive budget (100ms by default; "0s" writes
+    /// every message at once).
+    #[serde(deserialize_with = "opt_duration")]
+    pub merge_window: Option<Duration>,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    super::duration(d).map(Some)
 }
 
 impl Default for PlayConfig {
@@ -28,18 +37,50 @@ impl Default for PlayConfig {
             max_lag_drops: 8,
             gop_cache: true,
             gop_cache_max_bytes: 16 << 20,
-            merge_window: Duration::from_millis(100),
+            latency_budget: Duration::from_millis(250),
+            merge_window: Some(Duration::from_millis(100)),
         }
     }
 }
 
+/// How players' output is merged into fewer writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merging {
+    /// Adaptively, adding up to this much latency as the load requires.
+    Budget(Duration),
+    /// Always this long (`merge_window` set).
+    Fixed(Duration),
+}
+
+/// Longest merge window or latency budget: beyond it players see a stutter, not a delay.
+const MAX_WINDOW: Duration = Duration::from_millis(500);
+
 impl PlayConfig {
+    /// How the fan-out writers merge: the fixed window if one is set, else the budget.
+    pub(crate) fn merging(&self) -> Merging {
+        match self.merge_window {
+            Some(w) => Merging::Fixed(w),
+            None => Merging::Budget(self.latency_budget),
+        }
+    }
+
+    /// The window of a viewer merged by its own connection (HTTP-FLV, not yet served by the
+    /// fan-out writers): the fixed one if set, else what it was before the budget (100ms),
+    /// within the budget.
+    pub(crate) fn own_window(&self) -> Duration {
+        self.merge_window
+            .unwrap_or(Duration::from_millis(100).min(self.latency_budget))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.queue_messages < 16 {
             return Err(invalid("play.queue_messages", "must be at least 16"));
         }
-        if self.merge_window > Duration::from_millis(500) {
+        if self.merge_window.is_some_and(|w| w > MAX_WINDOW) {
             return Err(invalid("play.merge_window", "must be at most 500ms"));
+        }
+        if self.latency_budget > MAX_WINDOW {
+            return Err(invalid("play.latency_budget", "must be at most 500ms"));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::access::PendingHook;
 use crate::control::{ConnControl, ConnRole};
 
 use crate::evidence::Kernel;
-use crate::fanout::{OutQueue, Viewer};
+use crate::fanout::{OutQueue, Seated, Viewer};
 use crate::registry::{ChallengeTicket, PublisherGuard};
 use crate::shared::Shared;
 use crate::timers::{ConnDeadlines, ConnTimer};
@@ -36,8 +36,10 @@ pub(super) enum Held {
     Nothing,
     /// A stream name, as its publisher.
     Name(Publishing),
-    /// A stream it watches.
+    /// A stream it watches, taking fan-out messages itself (until a writer takes over).
     Stream(Viewer),
+    /// A stream it watches, served by a fan-out writer.
+    Seated(Seated),
 }
 
 /// A publisher's state.
@@ -72,6 +74,8 @@ pub(super) struct Record {
     pub(super) since: Instant,
     /// When a write of ours last made progress.
     pub(super) last_tx: Instant,
+    /// Bytes sent when the fan-out writer's progress was last looked at.
+    pub(super) synced_out: u64,
 }
 
 /// One RTMP connection, without its socket.
@@ -88,6 +92,8 @@ pub(crate) struct RtmpConn {
     /// `Linger` deadline bounds the wait.
     pub(super) closing: Option<CloseReason>,
     pub(super) record: Record,
+    /// The viewer just attached goes to a fan-out writer once the driver shares the socket.
+    pub(super) handoff: bool,
 }
 
 impl RtmpConn {
@@ -106,12 +112,14 @@ impl RtmpConn {
             held: Held::Nothing,
             waiting: Waiting::Nothing,
             closing: None,
+            handoff: false,
             record: Record {
                 stream_key: None,
                 stream_name: None,
                 last_held: None,
                 since: now,
                 last_tx: now,
+                synced_out: 0,
             },
         }
     }
@@ -227,6 +235,8 @@ impl RtmpConn {
     }
 
     fn run_timers(&mut self, now: Instant, kernel: &impl Kernel) -> Result<(), CloseReason> {
+        // A writer's progress moves the write-stall deadline before it is judged.
+        self.sync_seated(now);
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 ConnTimer::Session => {
@@ -265,7 +275,10 @@ impl RtmpConn {
     pub(super) fn settle(&mut self, now: Instant) {
         if self.session.has_output() {
             while let Some(b) = self.session.take_output() {
-                self.out.push(b);
+                match &self.held {
+                    Held::Seated(seated) => seated.send(b),
+                    _ => self.out.push(b),
+                }
             }
             self.timers.stop(ConnTimer::MergeWindow);
         }
@@ -313,7 +326,7 @@ impl RtmpConn {
                 }
                 Event::PlayStopped => {
                     self.drop_pending_hook();
-                    if matches!(self.held, Held::Stream(_)) {
+                    if matches!(self.held, Held::Stream(_) | Held::Seated(_)) {
                         self.held = Held::Nothing;
                         self.notify_done(crate::hooks::Notice::PlayDone, "stopped");
                     }
@@ -339,13 +352,20 @@ impl RtmpConn {
         self.timers.stop(ConnTimer::PeerCheck);
         (
             matches!(held, Held::Name(_)),
-            matches!(held, Held::Stream(_)),
+            matches!(held, Held::Stream(_) | Held::Seated(_)),
         )
     }
 
     /// Whether our last write came after the peer's last byte (an ETIMEDOUT then means the
     /// retransmission timeout rather than keepalive).
     pub(crate) fn sent_after_rx(&self) -> bool {
-        self.record.last_tx > self.session.last_rx()
+        let writer_tx = match &self.held {
+            Held::Seated(seated) => Some(seated.last_tx()),
+            _ => None,
+        };
+        self.record
+            .last_tx
+            .max(writer_tx.unwrap_or(self.record.last_tx))
+            > self.session.last_rx()
     }
 }

@@ -7,7 +7,7 @@ use crate::access::PendingHook;
 use crate::auth::Denial;
 use crate::control::{ConnControl, LentSocket};
 use crate::driver::{ConnCore, drive, maybe};
-use crate::fanout::{OutQueue, Viewer};
+use crate::fanout::{OutQueue, Seated, Viewer};
 use crate::shared::Shared;
 use crate::stream::StreamEvent;
 use bytes::BytesMut;
@@ -26,16 +26,16 @@ const CHUNKS_PER_WAKE: usize = 2048;
 /// Runs an RTMP connection to its end and returns why it ended. The socket's loan to the admin
 /// API ends with `socket`, whatever way this future ends.
 pub async fn run(
-    socket: LentSocket<TcpStream>,
+    socket: LentSocket<Arc<TcpStream>>,
     control: Arc<ConnControl>,
     shared: Arc<Shared>,
 ) -> CloseReason {
     let mut conn = RtmpConn::new(shared, control, Instant::now());
     let reason = drive(&socket, &mut conn).await;
-    let reason = conn.finish(reason, &*socket, Instant::now());
+    let reason = conn.finish(reason, &**socket, Instant::now());
     if reason.wants_reset() {
         // Abortive close: RST now instead of retransmitting into the void.
-        let _ = socket2::SockRef::from(&*socket).set_linger(Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(&**socket).set_linger(Some(Duration::ZERO));
     }
     reason
 }
@@ -50,6 +50,9 @@ pub(crate) enum Outside {
     Hook(Result<(), Denial>),
     /// A fan-out message (or a lag).
     Fanout(Result<StreamEvent, RecvError>),
+    /// The fan-out writer serving our viewer has news (an end, a full socket, a publisher
+    /// change to answer).
+    Writer,
 }
 
 impl ConnCore for RtmpConn {
@@ -124,9 +127,10 @@ impl ConnCore for RtmpConn {
             ..
         } = self;
         let publisher = matches!(held, Held::Name(_));
-        let viewer = match held {
-            Held::Stream(v) if can_take => Some(v),
-            _ => None,
+        let (viewer, seated) = match held {
+            Held::Stream(v) if can_take => (Some(v), None),
+            Held::Seated(s) => (None, Some(&*s)),
+            _ => (None, None),
         };
         let (hook, challenge) = match waiting {
             Waiting::Nothing => (None, None),
@@ -139,6 +143,7 @@ impl ConnCore for RtmpConn {
             () = maybe(challenge.map(|t| t.dead_evidence())) => Outside::IncumbentGone,
             v = maybe(hook.map(PendingHook::answer)) => Outside::Hook(v),
             ev = maybe(viewer.map(Viewer::recv)) => Outside::Fanout(ev),
+            () = maybe(seated.map(Seated::changed)) => Outside::Writer,
         }
     }
 
@@ -148,11 +153,18 @@ impl ConnCore for RtmpConn {
             Outside::IncumbentGone => self.on_incumbent_gone(now),
             Outside::Hook(verdict) => self.hook_answered(now, verdict),
             Outside::Fanout(ev) => return self.on_stream_event(now, ev),
+            Outside::Writer => return self.on_writer(now),
         }
         Ok(())
     }
 
     fn sent_after_rx(&self) -> bool {
         RtmpConn::sent_after_rx(self)
+    }
+
+    fn share_socket(&mut self, socket: &Arc<TcpStream>) {
+        if self.handoff {
+            self.seat(socket.clone(), Instant::now());
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! An RTMP connection: a sans-IO core (`core.rs`, with the publisher's and the player's sides
-//! in `publish.rs` and `play.rs`, access decisions in `access.rs` and the self-report in
+//! in `publish.rs` and `play.rs`, a player served by a fan-out writer in `seated.rs`, access decisions in `access.rs` and the self-report in
 //! `observe.rs`) and the tokio driver that only moves its bytes (`driver.rs`).
 
 mod access;
@@ -8,6 +8,7 @@ mod driver;
 mod observe;
 mod play;
 mod publish;
+mod seated;
 #[cfg(test)]
 mod tests;
 

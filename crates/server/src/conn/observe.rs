@@ -20,7 +20,7 @@ impl RtmpConn {
         let timers = self.session.timers();
         let role = match self.held {
             Held::Name(_) => ConnRole::Publisher,
-            Held::Stream(_) => ConnRole::Player,
+            Held::Stream(_) | Held::Seated(_) => ConnRole::Player,
             // Never granted a publish or play: still setting up (bounded by handshake_timeout).
             Held::Nothing if self.record.last_held.is_none() => ConnRole::Handshaking,
             Held::Nothing => ConnRole::Idle,
@@ -46,9 +46,14 @@ impl RtmpConn {
         let next = timers.next().map(|(t, at)| (t.label(), at));
         let fanout_lag = match &self.held {
             Held::Stream(v) => v.lag(),
+            Held::Seated(s) => s.lag(),
             _ => 0,
         };
-        let queue_bytes = self.out.len();
+        let queue_bytes = self.out.len()
+            + match &self.held {
+                Held::Seated(s) => s.queued(),
+                _ => 0,
+            };
         let last_tx = self.record.last_tx;
         let stream = self.record.stream_key.as_deref();
         self.control.update_observed(|o| {

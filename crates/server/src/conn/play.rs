@@ -55,7 +55,7 @@ impl RtmpConn {
         self.record.stream_key = Some(guard.stream().key.clone());
         let play = &self.shared.config.play;
         let pacing = crate::fanout::Pacing {
-            merge_window: play.merge_window,
+            merge_window: play.own_window(),
             max_lag_drops: play.max_lag_drops,
         };
         let mut sink = RtmpSink {
@@ -63,6 +63,7 @@ impl RtmpConn {
         };
         let viewer = Viewer::attach(guard, sub, pacing, &mut sink, &mut self.out);
         self.held = Held::Stream(viewer);
+        self.handoff = true;
         self.timers.put(
             ConnTimer::PeerCheck,
             self.shared
@@ -124,7 +125,7 @@ impl RtmpConn {
         let Some(limit) = self.shared.config.liveness.user_timeout() else {
             return Ok(());
         };
-        if !matches!(self.held, Held::Stream(_)) {
+        if !matches!(self.held, Held::Stream(_) | Held::Seated(_)) {
             return Ok(());
         }
         let info = kernel.tcp_info().ok();

@@ -58,6 +58,25 @@ impl OutQueue {
         self.len == 0
     }
 
+    /// Takes the front buffer out whole.
+    pub(crate) fn pop_front(&mut self) -> Option<Bytes> {
+        let b = self.bufs.pop_front()?;
+        self.len -= b.len();
+        self.open_bufs = self.open_bufs.min(self.bufs.len());
+        self.open = self.open.min(self.len);
+        Some(b)
+    }
+
+    /// Puts the front buffers into `iov` (as many as fit); returns how many.
+    pub(crate) fn fill<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, b) in iov.iter_mut().zip(&self.bufs) {
+            *slot = IoSlice::new(b);
+            n += 1;
+        }
+        n
+    }
+
     /// The front buffers as I/O slices for one vectored write.
     pub(crate) fn slices(&self) -> Vec<IoSlice<'_>> {
         self.bufs

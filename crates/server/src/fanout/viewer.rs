@@ -3,7 +3,7 @@
 //! deadline table and output queue; the driver only awaits [`Viewer::recv`] when
 //! [`Viewer::can_take`] says so.
 
-use super::{OUT_HIGH_WATER, OutQueue};
+use super::{OUT_HIGH_WATER, OutQueue, resumes_at};
 use crate::metrics::Metrics;
 use crate::registry::PlayerGuard;
 use crate::stream::{Frame, StreamEvent, Subscription};
@@ -41,6 +41,8 @@ pub(crate) struct Viewer {
     skipping: bool,
     lag_drops: u32,
     seen_video: bool,
+    /// The sequence number of the next event the ring yields.
+    next_seq: u64,
 }
 
 impl Viewer {
@@ -65,7 +67,20 @@ impl Viewer {
             skipping: false,
             lag_drops: 0,
             seen_video,
+            next_seq: sub.next_seq,
         }
+    }
+
+    /// Gives the viewer up to a fan-out writer: its place in the registry, its ring receiver,
+    /// the sequence number of the next event and whether it has seen video. Only for a viewer
+    /// that is not skipping (one just attached).
+    pub(crate) fn into_parts(self) -> (PlayerGuard, broadcast::Receiver<StreamEvent>, u64, bool) {
+        (self.guard, self.rx, self.next_seq, self.seen_video)
+    }
+
+    /// Whether the viewer is skipping to a keyframe (it cannot be handed over then).
+    pub(crate) fn skipping(&self) -> bool {
+        self.skipping
     }
 
     /// Fan-out messages waiting on the ring for this viewer.
@@ -103,6 +118,11 @@ impl Viewer {
     ) -> Result<(), CloseReason> {
         let mut next = first.or_else(|| self.try_recv());
         while let Some(ev) = next.take() {
+            self.next_seq += match &ev {
+                Err(RecvError::Lagged(missed)) => *missed,
+                Err(RecvError::Closed) => 0,
+                Ok(_) => 1,
+            };
             match ev {
                 Ok(StreamEvent::Frame(frame)) => self.frame(&frame, sink, out, timers, now),
                 Ok(StreamEvent::Published) => self.publisher_changed(true, sink, out, timers),
@@ -159,9 +179,7 @@ impl Viewer {
     ) {
         self.seen_video |= frame.kind == MediaKind::Video;
         if self.skipping {
-            let resume = (frame.kind == MediaKind::Video && frame.keyframe)
-                || (frame.kind == MediaKind::Audio && !self.seen_video && !frame.sequence_header);
-            if !resume {
+            if !resumes_at(frame, self.seen_video) {
                 return;
             }
             self.skipping = false;

@@ -21,15 +21,15 @@ const READ_BUDGET: usize = 64 * 1024;
 
 /// Runs a playback connection to its end and returns why it ended.
 pub async fn run(
-    socket: LentSocket<TcpStream>,
+    socket: LentSocket<Arc<TcpStream>>,
     control: Arc<ConnControl>,
     shared: Arc<Shared>,
 ) -> CloseReason {
     let mut conn = HttpConn::new(shared, control, Instant::now());
     let reason = drive(&socket, &mut conn).await;
-    let reason = conn.finish(reason, &*socket, Instant::now());
+    let reason = conn.finish(reason, &**socket, Instant::now());
     if reason.wants_reset() {
-        let _ = socket2::SockRef::from(&*socket).set_linger(Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(&**socket).set_linger(Some(Duration::ZERO));
     }
     reason
 }

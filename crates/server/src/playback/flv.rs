@@ -104,7 +104,7 @@ impl HttpConn {
             sink.start(&mut self.out);
         }
         let pacing = Pacing {
-            merge_window: config.play.merge_window,
+            merge_window: config.play.own_window(),
             max_lag_drops: config.play.max_lag_drops,
         };
         let viewer = Viewer::attach(guard, sub, pacing, &mut sink, &mut self.out);

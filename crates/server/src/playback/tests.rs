@@ -94,7 +94,7 @@ fn a_keep_alive_connection_idle_between_requests_closes_at_the_idle_timeout() {
 #[test]
 fn an_http_flv_body_is_one_chunk_per_batch_of_shared_tags() {
     let mut config = Config::default();
-    config.play.merge_window = Duration::ZERO;
+    config.play.merge_window = Some(Duration::ZERO);
     let shared = Shared::new(Arc::new(config));
     let t0 = Instant::now();
     let publisher = Arc::new(ConnControl::new(

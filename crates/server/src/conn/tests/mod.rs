@@ -109,7 +109,7 @@ fn merge_window_batches_a_viewers_writes() {
     let mut peer = Peer::connect(&mut conn, rig.at(0), &kernel);
     peer.play(&mut conn, "cam", rig.at(1), &kernel);
     assert!(peer.statuses().contains(&"NetStream.Play.Start".to_owned()));
-    let window = Config::default().play.merge_window;
+    let window = Config::default().play.own_window();
     assert_eq!(window, Duration::from_millis(100));
 
     // The play replies' write started a window; it closes with nothing on the ring, which
@@ -161,7 +161,7 @@ fn merge_window_batches_a_viewers_writes() {
 fn a_viewer_a_ring_behind_skips_to_the_next_keyframe_with_fresh_headers() {
     let mut config = Config::default();
     config.play.queue_messages = 16;
-    config.play.merge_window = Duration::ZERO;
+    config.play.merge_window = Some(Duration::ZERO);
     let mut rig = Rig::new(config);
     let kernel = ScriptedKernel::default();
     let (publisher, _) = publisher(&mut rig);
