@@ -127,6 +127,11 @@ pub struct TcpInfo {
     pub bytes_acked: Option<u64>,
     /// Bytes received from the peer, when the kernel reports it.
     pub bytes_received: Option<u64>,
+    /// The peer's advertised receive window, bytes (Linux ≥ 5.4). With `bytes_acked` it gives
+    /// the right edge of what the peer's application has made room for: it stops moving the
+    /// moment that application stops reading, long before its buffers are full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snd_wnd: Option<u32>,
 }
 
 impl TcpInfo {
@@ -163,6 +168,11 @@ impl TcpInfo {
                 8,
             ))
             .then_some(t.tcpi_bytes_received),
+            snd_wnd: has(end_of(
+                std::mem::offset_of!(libc::tcp_info, tcpi_snd_wnd),
+                4,
+            ))
+            .then_some(t.tcpi_snd_wnd),
         }
     }
 
@@ -184,6 +194,7 @@ impl TcpInfo {
             notsent_bytes: Some(parts.notsent_bytes),
             bytes_acked: Some(parts.bytes_acked),
             bytes_received: Some(parts.bytes_received),
+            snd_wnd: None,
         }
     }
 }

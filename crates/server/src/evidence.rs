@@ -49,21 +49,24 @@ pub fn peer_check(info: Option<&TcpInfo>, limit: Duration) -> PeerCheck {
     }
 }
 
-/// A viewer's progress as its peer's kernel acknowledges it: the acknowledged byte count and
-/// when a look first saw it there.
+/// A viewer's progress as its peer's kernel reports it: the right edge of the peer's receive
+/// window (bytes acknowledged plus the window it advertises), and when a look first saw it
+/// there. The edge moves only when the peer's application reads; it stops the moment that
+/// application stops, while its kernel goes on acknowledging until its buffer is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckProgress {
-    /// `tcpi_bytes_acked` at the last look that saw it move.
-    pub acked: u64,
+    /// `tcpi_bytes_acked + tcpi_snd_wnd` at the last look that saw it move (only the
+    /// acknowledged bytes on kernels that do not report the window).
+    pub edge: u64,
     /// When that look was.
     pub at: std::time::Instant,
 }
 
-/// Whether a viewer stopped reading: with data waiting for it, its peer acknowledged nothing
-/// new for `stall` (a host that is alive but whose application does not read closes its
-/// window and only answers window probes). Measured from the peer's acknowledgements, not
-/// from our writes, so the kernel's buffers filling up first does not add to the bound.
-/// Returns the progress to remember and, if stalled, `true`.
+/// Whether a viewer stopped reading: with data waiting for it, the right edge of its peer's
+/// window has not moved for `stall` (a host that is alive but whose application does not read
+/// only fills its buffer, then answers window probes). Measured from the peer's own window,
+/// not from our writes, so neither our buffers nor its filling up add to the bound. Returns
+/// the progress to remember and, if stalled, `true`.
 pub fn reader_stalled(
     prev: Option<AckProgress>,
     info: &TcpInfo,
@@ -74,11 +77,12 @@ pub fn reader_stalled(
     let Some(acked) = info.bytes_acked else {
         return (prev, false);
     };
+    let edge = acked + u64::from(info.snd_wnd.unwrap_or(0));
     match prev {
-        Some(p) if p.acked == acked && pending => {
+        Some(p) if p.edge == edge && pending => {
             (prev, now.saturating_duration_since(p.at) >= stall)
         }
-        _ => (Some(AckProgress { acked, at: now }), false),
+        _ => (Some(AckProgress { edge, at: now }), false),
     }
 }
 
@@ -205,6 +209,7 @@ pub(crate) fn info(unacked: u32, last_ack_ms: u32) -> TcpInfo {
         notsent_bytes: None,
         bytes_acked: None,
         bytes_received: None,
+        snd_wnd: None,
     }
 }
 
@@ -255,6 +260,13 @@ mod tests {
         i.bytes_acked = Some(2000);
         let (moved, stalled) = reader_stalled(p, &i, true, at(15), stall);
         assert!(!stalled && moved.is_some_and(|m| m.at == at(15)));
+        // A frozen reader's kernel still acknowledges (its window shrinks by as much): the
+        // edge does not move, so it stalls from the freeze, not from its buffer filling up.
+        i.snd_wnd = Some(64_000);
+        let (p, _) = reader_stalled(None, &i, true, t0, stall);
+        i.bytes_acked = Some(50_000);
+        i.snd_wnd = Some(16_000);
+        assert_eq!(reader_stalled(p, &i, true, at(15), stall), (p, true));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn idle_info(idle_ms: u32) -> TcpInfo {
         notsent_bytes: Some(0),
         bytes_acked: Some(1000),
         bytes_received: Some(5000),
+        snd_wnd: None,
     }
 }
 
@@ -247,6 +248,7 @@ fn a_publisher_sending_data_is_alive_at_once() {
     let mut probe = Probe::new(p, Duration::ZERO, &before);
     let (v, at, _) = run(&mut probe, Duration::ZERO, |_, _| TcpInfo {
         bytes_received: Some(6000),
+        snd_wnd: None,
         last_data_recv_ms: 4,
         ..before.clone()
     });
