@@ -59,6 +59,10 @@ enum Cmd {
     /// Renders the JSON lines of `load` runs of each --player-kind (bench/playback.sh) as
     /// Markdown tables: RTMP beside HTTP-FLV at each player count, and LL-HLS.
     PlaybackReport(playback_report::PlaybackReportArgs),
+    /// The LL-HLS blocking answers' delays measured on the wire: reads a packet capture of
+    /// the playback port (tcpdump -i lo -s 200 -w F 'tcp port P') taken during an
+    /// `--player-kind hls` load; prints one JSON object.
+    WireDelays(hls::wire::WireArgs),
 }
 
 #[derive(clap::Args)]
@@ -158,6 +162,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Idle(args) => local.block_on(&rt, idle::idle(args))?,
         Cmd::Report(args) => report::render(&args)?,
         Cmd::PlaybackReport(args) => playback_report::render(&args)?,
+        Cmd::WireDelays(args) => hls::wire::render(&args)?,
     };
     println!("{report}");
     Ok(())

@@ -8,6 +8,7 @@
 
 pub(crate) mod delay;
 mod playlist;
+pub(crate) mod wire;
 
 use crate::http::{Body, Head};
 use crate::httpconn::{FetchError, HttpConn, Until};
