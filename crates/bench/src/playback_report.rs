@@ -49,11 +49,16 @@ pub(crate) fn render(args: &PlaybackReportArgs) -> anyhow::Result<String> {
         .lines()
         .filter(|l| l.trim_start().starts_with('{'))
         .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &Value| v["mode"] == "load")
+        .collect();
+    let loads: Vec<Value> = rows
+        .iter()
+        .filter(|v| v["mode"] == "load")
+        .cloned()
         .collect();
     let mut out = String::new();
-    fan_out(&mut out, &rows, args.target);
-    hls(&mut out, &rows);
+    fan_out(&mut out, &loads, args.target);
+    hls(&mut out, &loads);
+    wire(&mut out, &rows);
     Ok(out)
 }
 
@@ -63,12 +68,12 @@ fn fan_out(out: &mut String, rows: &[Value], target: f64) {
         .filter(|v| matches!(kind(v), "rtmp" | "http-flv"))
         .collect();
     out.push_str("### RTMP and HTTP-FLV fan-out (1 publisher, ~600 kbps, viewers on loopback)\n\n");
-    out.push_str("| # | viewers | kind | kept up | kbps/viewer (mean, min) | lag p50 / p95 / p99 ms | server CPU % | server CPU % per Gbit/s | wire Gbit/s | server RSS MiB | generator CPU % |\n");
-    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| # | viewers | kind | kept up | kbps/viewer (mean, min) | lag p50 / p95 / p99 ms | server CPU % | server CPU % per Gbit/s | wire Gbit/s | server RSS MiB | generator CPU % | load avg |\n");
+    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for (i, v) in rows.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             players(v),
             kind(v),
@@ -84,6 +89,7 @@ fn fan_out(out: &mut String, rows: &[Value], target: f64) {
             num(f(v, "wire_gbps"), 3),
             num(f(v, "server_rss_kib").map(|k| k / 1024.0), 1),
             num(f(v, "generator_cpu_pct"), 1),
+            loadavg(v),
         );
     }
     let _ = write!(
@@ -136,6 +142,10 @@ fn fan_out(out: &mut String, rows: &[Value], target: f64) {
     }
 }
 
+fn loadavg(v: &Value) -> &str {
+    v.get("loadavg").and_then(Value::as_str).unwrap_or("–")
+}
+
 fn verdict(ratio: Option<f64>, target: f64) -> &'static str {
     match ratio {
         Some(r) if r <= target => "yes",
@@ -150,12 +160,12 @@ fn hls(out: &mut String, rows: &[Value]) {
         return;
     }
     out.push_str("\n### Low-latency HLS (1 publisher, ~600 kbps; per viewer: blocking reload, then the part)\n\n");
-    out.push_str("| viewers | kept up | kbps/viewer (mean, min) | server CPU % | server CPU % per Gbit/s | requests/s (playlists, parts) | blocking answers (late requests) | answer delay after ready p50 / p95 / p99 / max ms | non-2xx | timeouts | I/O errors | server RSS MiB | generator CPU % |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| viewers | kept up | kbps/viewer (mean, min) | server CPU % | server CPU % per Gbit/s | requests/s (playlists, parts) | blocking answers (late requests) | answer delay after ready p50 / p95 / p99 / max ms | non-2xx | timeouts | I/O errors | server RSS MiB | generator CPU % | load avg |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for v in rows {
         let _ = writeln!(
             out,
-            "| {} | {} ({}%) | {}, {} | {} | {} | {} ({}, {}) | {} ({}) | {} / {} / {} / {} | {} | {} | {} | {} | {} |",
+            "| {} | {} ({}%) | {}, {} | {} | {} | {} ({}, {}) | {} ({}) | {} / {} / {} / {} | {} | {} | {} | {} | {} | {} |",
             players(v),
             v["kept_up"],
             num(f(v, "kept_up_pct"), 1),
@@ -177,6 +187,30 @@ fn hls(out: &mut String, rows: &[Value]) {
             v["io_errors"],
             num(f(v, "server_rss_kib").map(|k| k / 1024.0), 1),
             num(f(v, "generator_cpu_pct"), 1),
+            loadavg(v),
+        );
+    }
+}
+
+/// The delays measured on the wire (`wire-delays`) from a capture of a second HLS run.
+fn wire(out: &mut String, rows: &[Value]) {
+    let rows: Vec<&Value> = rows.iter().filter(|v| v["mode"] == "hls-wire").collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("\n### LL-HLS blocking answers timed on the wire (tcpdump on loopback, a second run of the same load; the whole run, ramp included)\n\n");
+    out.push_str("| blocking answers (late requests) | parts | answer delay after ready p50 / p95 / p99 / max ms |\n|---:|---:|---:|\n");
+    for v in rows {
+        let _ = writeln!(
+            out,
+            "| {} ({}) | {} | {} / {} / {} / {} |",
+            v["blocking_answers"],
+            v["late_requests"],
+            v["parts_answered"],
+            num(f(v, "blocking_delay_ms_p50"), 2),
+            num(f(v, "blocking_delay_ms_p95"), 2),
+            num(f(v, "blocking_delay_ms_p99"), 2),
+            num(f(v, "blocking_delay_ms_max"), 2),
         );
     }
 }
@@ -198,6 +232,7 @@ mod tests {
             line("rtmp", 3000, 30.0),
             line("http-flv", 3000, 36.0),
             r#"{"mode":"load","player_kind":"hls","players":1000,"kept_up":999,"requests_per_s":9800.0,"blocking_answers":70000,"late_requests":3,"http_errors":0,"timeouts":0,"io_errors":0}"#.to_owned(),
+            r#"{"mode":"hls-wire","blocking_answers":5,"late_requests":1,"parts_answered":2,"blocking_delay_ms_p99":3.5}"#.to_owned(),
         ]
         .join("\n");
         let path = std::env::temp_dir().join(format!("bench-pbr-{}.jsonl", std::process::id()));
@@ -213,5 +248,6 @@ mod tests {
         assert!(md.contains("**no**"), "{md}");
         assert!(md.contains("| 1000 | 999 (–%) |"), "{md}");
         assert!(md.contains("9800 (–, –)"), "{md}");
+        assert!(md.contains("| 5 (1) | 2 | – / – / 3.50 / – |"), "{md}");
     }
 }
