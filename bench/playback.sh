@@ -9,7 +9,7 @@
 # Writes bench/PLAYBACK.md (tables; the notes after the "<!-- notes -->" line of the existing
 # file are kept) and bench/playback.jsonl (raw figures).
 #
-# Env: BENCH_WINDOW (s, default 15), BENCH_ROUNDS (default 2), BENCH_COUNTS ("1000 3000"),
+# Env: BENCH_WINDOW (s, default 15), BENCH_ROUNDS (default 3), BENCH_COUNTS ("1000 3000"),
 #      BENCH_HLS (HLS viewers, default 1000), BENCH_WIRE (1: the tcpdump run, default 1),
 #      BENCH_WAIT_IDLE_MAX (s to wait for a 1-min load average below 1.0 first, default 0),
 #      BENCH_PORT (RTMP port, default 19370; playback is the next one),
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 window=${BENCH_WINDOW:-15}
-rounds=${BENCH_ROUNDS:-2}
+rounds=${BENCH_ROUNDS:-3}
 counts=${BENCH_COUNTS:-1000 3000}
 hls_viewers=${BENCH_HLS:-1000}
 wire=${BENCH_WIRE:-1}
