@@ -4,10 +4,8 @@
 //! never has a reason to close it; players run it in `MediaMode::HeadersOnly`, so media is
 //! counted from its chunk headers and never copied.
 //!
-//! Reads go into one buffer per thread shared by every connection (the runtime is
-//! single-threaded and no read is held across an await), and the session scans them where
-//! they lie, so ten thousand connections cost their sockets and a few hundred bytes of state
-//! each, not ten thousand read buffers.
+//! Reads go into the thread's shared buffer ([`crate::scratch`]) and the session scans them
+//! where they lie.
 
 use crate::stats::PlayerStats;
 use anyhow::{Context as _, bail};
@@ -21,15 +19,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
-/// Size of the per-thread read buffer: many segments per read at high fan-out.
-const READ_BUF: usize = 256 * 1024;
 /// Chunk size a publisher announces: fewer headers for the server to parse (as OBS and ffmpeg
 /// do). Players and idle connections keep the default, as most players do.
 const PUBLISH_CHUNK_SIZE: u32 = 4096;
-
-thread_local! {
-    static READ_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
-}
 
 /// Where the server lives and what to ask it for.
 #[derive(Debug, Clone)]
@@ -155,11 +147,14 @@ impl Conn {
 
     /// Reads whatever the socket has, without waiting. Errors when the server closed.
     fn read_ready(&mut self) -> anyhow::Result<()> {
-        READ_SCRATCH.with_borrow_mut(|buf| {
+        crate::scratch::with(|buf| {
             loop {
                 match self.stream.try_read(buf) {
                     Ok(0) => bail!("{}: server closed the connection", self.name),
                     Ok(n) => {
+                        if let Some(stats) = &self.stats {
+                            stats.borrow_mut().wire_bytes += n as u64;
+                        }
                         self.consume(&buf[..n])?;
                         if n < buf.len() {
                             return Ok(());

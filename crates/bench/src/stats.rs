@@ -11,7 +11,12 @@ const HIST_MS: usize = 30_000;
 pub(crate) struct PlayerStats {
     /// When the publisher of this player's stream sent timestamp 0 (its real-time origin).
     pub(crate) origin: Instant,
+    /// Media payload bytes (audio and video message bodies, FLV tag bodies, HLS parts): what
+    /// "delivered" counts, the same for every kind of player.
     pub(crate) bytes: u64,
+    /// Bytes read from the socket, protocol framing included.
+    pub(crate) wire_bytes: u64,
+    /// Audio and video messages (RTMP, HTTP-FLV) or parts (HLS).
     pub(crate) frames: u64,
     /// Highest media timestamp received, in ms.
     pub(crate) max_ts: Option<u32>,
@@ -28,6 +33,7 @@ impl PlayerStats {
         Self {
             origin,
             bytes: 0,
+            wire_bytes: 0,
             frames: 0,
             max_ts: None,
             measuring: false,
@@ -69,7 +75,7 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    fn record(&mut self, ms: u64) {
+    pub(crate) fn record(&mut self, ms: u64) {
         let i = usize::try_from(ms).unwrap_or(HIST_MS).min(HIST_MS);
         self.buckets[i] += 1;
         self.count += 1;
