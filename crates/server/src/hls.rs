@@ -17,6 +17,10 @@ pub struct HlsStream {
     /// Bumped whenever something parked requests wait for may have changed: a new part, a
     /// new status (live, unsupported).
     updates: watch::Sender<u64>,
+    /// The media playlist as last rendered, with the update it was rendered at: a thousand
+    /// sessions blocked on the same part get the same bytes, rendered once (the URIs are
+    /// relative, so every session's playlist is the same).
+    playlist: Mutex<Option<(u64, Bytes)>>,
 }
 
 impl HlsStream {
@@ -25,6 +29,7 @@ impl HlsStream {
         Self {
             seg: Mutex::new(Segmenter::new(config)),
             updates: watch::Sender::new(0),
+            playlist: Mutex::new(None),
         }
     }
 
@@ -58,6 +63,20 @@ impl HlsStream {
     /// Runs `f` on the segmenter (playlists, lookups): hold it only for that.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&Segmenter) -> T) -> T {
         f(&crate::util::lock(&self.seg))
+    }
+
+    /// The media playlist now (rendered once per update, shared by every request).
+    pub(crate) fn media_playlist(&self) -> Option<Bytes> {
+        let generation = *self.updates.borrow();
+        if let Some((g, bytes)) = &*crate::util::lock(&self.playlist)
+            && *g == generation
+        {
+            return Some(bytes.clone());
+        }
+        let text = self.with(|s| s.media_playlist(&lifeline_hls::UriTemplate::default(), false))?;
+        let bytes = Bytes::from(text);
+        *crate::util::lock(&self.playlist) = Some((generation, bytes.clone()));
+        Some(bytes)
     }
 
     /// A receiver that sees every later update.

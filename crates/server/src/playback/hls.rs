@@ -12,9 +12,7 @@ use crate::sessions::Session;
 use crate::stream::HlsUse;
 use crate::timers::ConnTimer;
 use bytes::Bytes;
-use lifeline_hls::{
-    Directives, Lookup, MEDIA_CONTENT_TYPE, PLAYLIST_CONTENT_TYPE, Reload, Status, UriTemplate,
-};
+use lifeline_hls::{Directives, Lookup, MEDIA_CONTENT_TYPE, PLAYLIST_CONTENT_TYPE, Reload, Status};
 use rtmp_proto::session::CloseReason;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,6 +132,8 @@ fn close_session(shared: &crate::shared::Shared, session: Session, reason: &Clos
 enum Answer {
     /// 200 with this body and content type.
     Ok(Bytes, &'static str),
+    /// 200 with the media playlist.
+    Playlist,
     /// Not yet: keep waiting.
     Wait,
     /// An error status and its reason.
@@ -237,11 +237,8 @@ impl HttpConn {
             },
             BlockedOn::Playlist(d) => match (seg.status(), seg.reload(*d)) {
                 (Status::Unsupported(why), _) => Answer::Error(415, why.to_string()),
-                (_, Reload::Ready) => seg
-                    .media_playlist(&UriTemplate::default(), false)
-                    .map_or(Answer::Wait, |p| {
-                        Answer::Ok(Bytes::from(p), PLAYLIST_CONTENT_TYPE)
-                    }),
+                // Rendered below, outside the segmenter's lock, once for all sessions.
+                (_, Reload::Ready) => Answer::Playlist,
                 (_, Reload::Wait) => Answer::Wait,
                 (_, Reload::BadRequest(why)) => Answer::Error(400, why.into()),
             },
@@ -251,8 +248,15 @@ impl HttpConn {
                 Lookup::NotFound => Answer::Error(404, format!("no HLS resource {name}")),
             },
         });
+        let answer = match answer {
+            Answer::Playlist => b
+                .hls
+                .media_playlist()
+                .map_or(Answer::Wait, |p| Answer::Ok(p, PLAYLIST_CONTENT_TYPE)),
+            other => other,
+        };
         match answer {
-            Answer::Wait => {}
+            Answer::Wait | Answer::Playlist => {}
             Answer::Error(status, reason) => {
                 let keep_alive = b.req.keep_alive;
                 self.unblock();

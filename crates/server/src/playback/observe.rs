@@ -37,13 +37,23 @@ impl HttpConn {
             super::conn::Phase::Live(live) => live.viewer.lag(),
             _ => 0,
         };
-        let stream = self.played.as_ref().map(|(s, _)| s.to_string());
         let queue_bytes = self.out.len();
         let last_tx = self.last_tx;
+        let played = self.played.as_ref().map(|(s, _)| s);
         self.control.update_observed(|o| {
             o.role = role;
-            if o.stream != stream {
-                o.stream = stream;
+            // Formatted only when it changed: this runs on every wake-up.
+            let same = match (&o.stream, played) {
+                (Some(have), Some(s)) => {
+                    have.len() == s.app.len() + 1 + s.name.len()
+                        && have.starts_with(s.app.as_str())
+                        && have.ends_with(s.name.as_str())
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                o.stream = played.map(ToString::to_string);
             }
             o.last_tx = last_tx;
             o.queue_bytes = queue_bytes;
