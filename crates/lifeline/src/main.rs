@@ -103,6 +103,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(addr) = server.playback_addr() {
             tracing::info!(addr = %addr?, "playback listening");
         }
+        if let Some(addr) = server.rtmps_addr() {
+            tracing::info!(addr = %addr?, "RTMPS listening");
+        }
+        if let Some(tls) = server.shared().tls.get().cloned() {
+            tokio::spawn(reload_on_sighup(tls));
+        }
         let shutdown = server.shutdown_token();
         if server.shared().config.http.enabled {
             let http_listen = server.shared().config.http.listen;
@@ -141,6 +147,22 @@ fn raise_nofile_limit() {
     }
     let soft = getrlimit(Resource::Nofile).current;
     tracing::debug!(?soft, "open-files limit");
+}
+
+/// Reloads the TLS certificate and key on every SIGHUP; connections already open keep theirs,
+/// and a bad file keeps the configuration in force.
+async fn reload_on_sighup(tls: std::sync::Arc<lifeline_server::tls::TlsStore>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the certificate cannot be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::warn!("TLS certificate not reloaded, the old one stays: {e}"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,6 +5,7 @@
 use crate::control::ConnControl;
 use crate::evidence::io_reason;
 use crate::fanout::OutQueue;
+use crate::transport::{Tls, TlsRead};
 use bytes::BytesMut;
 use rtmp_proto::session::CloseReason;
 use std::future::Future;
@@ -71,11 +72,17 @@ pub(crate) trait ConnCore {
     fn share_socket(&mut self, _socket: &Arc<TcpStream>) {}
 }
 
-/// Runs `core` over `stream` until it ends; returns why.
-pub(crate) async fn drive<C: ConnCore>(stream: &Arc<TcpStream>, core: &mut C) -> CloseReason {
+/// Runs `core` over `stream` until it ends, with TLS between the socket and the core when
+/// `tls` is given; returns why it ended.
+pub(crate) async fn drive_over<C: ConnCore>(
+    stream: &Arc<TcpStream>,
+    tls: Option<Tls>,
+    core: &mut C,
+) -> CloseReason {
     let mut io = Io {
         shared: stream,
         stream,
+        tls,
         read_size: READ_START,
         write_blocked: false,
     };
@@ -85,6 +92,8 @@ pub(crate) async fn drive<C: ConnCore>(stream: &Arc<TcpStream>, core: &mut C) ->
 struct Io<'a> {
     shared: &'a Arc<TcpStream>,
     stream: &'a TcpStream,
+    /// TLS under the core, if the connection came in on a TLS port.
+    tls: Option<Tls>,
     /// Bytes asked of the kernel per read (adaptive, see [`READ_START`]).
     read_size: usize,
     /// The last write hit a full socket: wait for writability instead of trying again.
@@ -107,10 +116,14 @@ impl Io<'_> {
             {
                 return reason;
             }
-            core.share_socket(self.shared);
+            // A fan-out writer writes plain bytes to the socket: TLS connections keep their
+            // own output path (each player's stream is encrypted for it).
+            if self.tls.is_none() {
+                core.share_socket(self.shared);
+            }
             // Write in the same turn as whatever queued it (a merge window that closed, a
             // reply): one wake-up per batch.
-            if core.wants_write()
+            if (core.wants_write() || self.tls_pending())
                 && !self.write_blocked
                 && let Err(reason) = self.write(core)
             {
@@ -127,7 +140,7 @@ impl Io<'_> {
             if sleep.deadline() != deadline {
                 sleep.as_mut().reset(deadline);
             }
-            let wants_write = core.wants_write() && self.write_blocked;
+            let wants_write = (core.wants_write() || self.tls_pending()) && self.write_blocked;
             let wants_read = core.wants_read();
             tokio::select! {
                 biased;
@@ -158,9 +171,17 @@ impl Io<'_> {
         }
     }
 
+    /// Whether TLS records (a handshake message, an alert) wait for the socket.
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(Tls::wants_write)
+    }
+
     /// Reads and processes what the peer sent, up to the core's budget; `Ok(true)` when the
     /// budget ran out with more input possibly waiting.
     fn read<C: ConnCore>(&mut self, core: &mut C) -> Result<bool, CloseReason> {
+        if self.tls.is_some() {
+            return self.read_tls(core);
+        }
         let stream = self.stream;
         let mut budget = core.read_budget();
         while budget > 0 {
@@ -206,8 +227,31 @@ impl Io<'_> {
         Ok(true)
     }
 
+    /// [`Self::read`] through TLS: ciphertext in, plaintext to the core.
+    fn read_tls<C: ConnCore>(&mut self, core: &mut C) -> Result<bool, CloseReason> {
+        let stream = self.stream;
+        let mut budget = core.read_budget();
+        while budget > 0 {
+            let Some(tls) = self.tls.as_mut() else {
+                return Ok(false);
+            };
+            match tls.read(stream, core.recv_buf())? {
+                TlsRead::Drained => return Ok(false),
+                TlsRead::Plain(0) => {}
+                TlsRead::Plain(n) => {
+                    budget -= n.min(budget);
+                    core.handle_input(Instant::now(), n, stream)?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes as much of the queued output as the socket takes, in vectored writes.
     fn write<C: ConnCore>(&mut self, core: &mut C) -> Result<(), CloseReason> {
+        if self.tls.is_some() {
+            return self.write_tls(core);
+        }
         let stream = self.stream;
         let mut progressed = false;
         let mut result = Ok(());
@@ -226,6 +270,40 @@ impl Io<'_> {
                     result = Err(io_reason(&e, core.sent_after_rx()));
                     break;
                 }
+            }
+        }
+        core.write_done(Instant::now(), progressed);
+        result
+    }
+
+    /// [`Self::write`] through TLS: waiting ciphertext first, then the core's output encrypted
+    /// as the TLS buffer takes it, until the socket is full or nothing is left.
+    fn write_tls<C: ConnCore>(&mut self, core: &mut C) -> Result<(), CloseReason> {
+        let stream = self.stream;
+        let mut progressed = false;
+        let mut result = Ok(());
+        if let Some(tls) = self.tls.as_mut() {
+            loop {
+                match tls.flush(stream) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.write_blocked = true;
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(io_reason(&e, core.sent_after_rx()));
+                        break;
+                    }
+                }
+                if core.output().is_empty() {
+                    break;
+                }
+                let n = tls.encrypt(&core.output().slices());
+                if n == 0 {
+                    break;
+                }
+                core.wrote(n);
+                progressed = true;
             }
         }
         core.write_done(Instant::now(), progressed);

@@ -28,6 +28,8 @@ pub mod shared;
 pub mod stream;
 pub mod takeover;
 mod timers;
+pub mod tls;
+mod transport;
 mod util;
 
 pub use config::Config;

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::control::{ConnControl, ConnRole, Protocol};
 use crate::limits::AcceptLimits;
 use crate::shared::Shared;
+use crate::transport::Tls;
 use rtmp_proto::session::CloseReason;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,11 +27,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Server {
     listener: TcpListener,
     playback: Option<TcpListener>,
+    rtmps: Option<TcpListener>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 }
 
-/// What both accept loops share.
+/// What the accept loops share.
 struct Accepting {
     shared: Arc<Shared>,
     limits: AcceptLimits,
@@ -42,19 +44,34 @@ struct Accepting {
 impl Server {
     /// Binds the RTMP listener of `config`, and the playback listener when `[playback]` is on.
     pub async fn bind(config: Config) -> std::io::Result<Self> {
+        // The certificate first: a missing or unreadable file is an error naming it, before
+        // anything is bound.
+        let tls = match (&config.rtmps.cert, &config.rtmps.key) {
+            (Some(cert), Some(key)) if config.rtmps.listen.is_some() || config.playback.tls => {
+                Some(Arc::new(
+                    crate::tls::TlsStore::load(cert, key).map_err(std::io::Error::other)?,
+                ))
+            }
+            _ => None,
+        };
         let listener = listen(config.rtmp.listen)?;
         let playback = if config.playback.enabled {
             Some(listen(config.playback.listen)?)
         } else {
             None
         };
+        let rtmps = config.rtmps.listen.map(listen).transpose()?;
         let shared = Shared::new(Arc::new(config));
+        if let Some(tls) = tls {
+            let _ = shared.tls.set(tls);
+        }
         if let Some(addr) = playback.as_ref().and_then(|l| l.local_addr().ok()) {
             let _ = shared.playback_addr.set(addr);
         }
         Ok(Self {
             listener,
             playback,
+            rtmps,
             shared,
             shutdown: CancellationToken::new(),
         })
@@ -63,6 +80,11 @@ impl Server {
     /// The RTMP address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The RTMPS address actually bound, when `[rtmps] listen` is set.
+    pub fn rtmps_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.rtmps.as_ref().map(TcpListener::local_addr)
     }
 
     /// The playback address actually bound, when `[playback]` is on.
@@ -99,10 +121,32 @@ impl Server {
                 refusals.flush(std::time::Instant::now());
             }
         };
-        let rtmp = accept_loop(&accepting, &self.listener, Protocol::Rtmp, crate::conn::run);
+        let rtmp = accept_loop(
+            &accepting,
+            &self.listener,
+            Protocol::Rtmp,
+            false,
+            crate::conn::run,
+        );
+        let playback_tls = self.shared.config.playback.tls;
         let playback = async {
             match &self.playback {
-                Some(l) => accept_loop(&accepting, l, Protocol::Http, crate::playback::run).await,
+                Some(l) => {
+                    accept_loop(
+                        &accepting,
+                        l,
+                        Protocol::Http,
+                        playback_tls,
+                        crate::playback::run,
+                    )
+                    .await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let rtmps = async {
+            match &self.rtmps {
+                Some(l) => accept_loop(&accepting, l, Protocol::Rtmp, true, crate::conn::run).await,
                 None => std::future::pending().await,
             }
         };
@@ -114,6 +158,7 @@ impl Server {
             () = self.shutdown.cancelled() => {}
             () = rtmp => {}
             () = playback => {}
+            () = rtmps => {}
             () = flush => {}
         }
         let _ = reaper.await;
@@ -127,14 +172,20 @@ impl Server {
     }
 }
 
-/// Accepts on `listener` forever, running each connection with `run`.
+/// Accepts on `listener` forever, running each connection with `run`, through TLS when `tls`.
 async fn accept_loop<F, Fut>(
     accepting: &Arc<Accepting>,
     listener: &TcpListener,
     protocol: Protocol,
+    tls: bool,
     run: F,
 ) where
-    F: Fn(crate::control::LentSocket<Arc<TcpStream>>, Arc<ConnControl>, Arc<Shared>) -> Fut,
+    F: Fn(
+        crate::control::LentSocket<Arc<TcpStream>>,
+        Arc<ConnControl>,
+        Arc<Shared>,
+        Option<Tls>,
+    ) -> Fut,
     Fut: Future<Output = CloseReason> + Send + 'static,
 {
     loop {
@@ -167,7 +218,18 @@ async fn accept_loop<F, Fut>(
         let shared = accepting.shared.clone();
         let live = shared.live.insert(control.clone());
         tracing::debug!(conn = id, %peer, protocol = protocol.label(), "accept");
-        let task = run(socket, control.clone(), shared.clone());
+        // The configuration current at accept; a reload applies to later connections.
+        let tls = match tls.then(|| shared.tls.get()).flatten() {
+            Some(store) => match Tls::server(store.config()) {
+                Ok(t) => Some(t),
+                Err(reason) => {
+                    tracing::warn!(conn = id, %peer, "TLS refused: {reason}");
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let task = run(socket, control.clone(), shared.clone(), tls);
         accepting.tracker.spawn(async move {
             let reason = task.await;
             // Leave the table first: a scrape in between then undercounts bytes for an

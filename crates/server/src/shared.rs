@@ -28,6 +28,8 @@ pub struct Shared {
     pub sessions: HlsSessions,
     /// The next connection (or session) id.
     next_id: AtomicU64,
+    /// The certificate for RTMPS and HTTPS playback, when configured (reloadable).
+    pub tls: std::sync::OnceLock<Arc<crate::tls::TlsStore>>,
     /// The playback listener's address once bound (the dashboard's watch view needs it).
     pub playback_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The fan-out writers (one per core) that serve RTMP players.
@@ -59,6 +61,7 @@ impl Shared {
             sessions: HlsSessions::default(),
             next_id: AtomicU64::new(1),
             playback_addr: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
         })
     }
 

@@ -52,6 +52,8 @@ pub struct Lifeline {
     pub http_addr: Option<SocketAddr>,
     /// The playback address (HTTP-FLV, HLS, MP4), if `[playback]` is enabled.
     pub playback_addr: Option<SocketAddr>,
+    /// The RTMPS address, if `[rtmps] listen` is set.
+    pub rtmps_addr: Option<SocketAddr>,
     log: PathBuf,
     child: ChildGuard,
     dir: TempDir,
@@ -95,6 +97,7 @@ impl Lifeline {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: None,
             playback_addr: None,
+            rtmps_addr: None,
             log,
             child,
             dir,
@@ -111,6 +114,11 @@ impl Lifeline {
         server.playback_addr = server
             .wait_log("playback listening", Duration::from_millis(500))
             .and_then(|l| l.rsplit("addr=").next()?.trim().parse().ok());
+        if config.contains("[rtmps]") {
+            server.rtmps_addr = server
+                .wait_log("RTMPS listening", Duration::from_millis(500))
+                .and_then(|l| l.rsplit("addr=").next()?.trim().parse().ok());
+        }
         server.http_addr = server
             .wait_log("HTTP listening", Duration::from_millis(500))
             .and_then(|l| l.rsplit("addr=").next()?.trim().parse().ok());
@@ -121,6 +129,12 @@ impl Lifeline {
     pub fn playback_url(&self, path: &str) -> String {
         let addr = self.playback_addr.expect("[playback] is enabled");
         format!("http://{addr}/{path}")
+    }
+
+    /// `rtmps://RTMPS_ADDR/PATH` (panics when `[rtmps]` is off).
+    pub fn rtmps_url(&self, path: &str) -> String {
+        let addr = self.rtmps_addr.expect("[rtmps] listen is set");
+        format!("rtmps://{addr}/{path}")
     }
 
     /// `rtmp://ADDR/PATH`.

@@ -13,6 +13,7 @@ mod play;
 mod playback;
 mod publish;
 mod rtmp;
+mod rtmps;
 
 pub use auth::{AppKeys, AuthConfig};
 pub use hooks::HooksConfig;
@@ -24,6 +25,7 @@ pub use play::{Merging, PlayConfig};
 pub use playback::PlaybackConfig;
 pub use publish::{OnDuplicate, PublishConfig};
 pub use rtmp::RtmpConfig;
+pub use rtmps::RtmpsConfig;
 
 use serde::{Deserialize, Deserializer};
 use std::path::Path;
@@ -63,6 +65,8 @@ pub enum ConfigError {
 pub struct Config {
     /// `[rtmp]`: the RTMP listener and protocol limits.
     pub rtmp: RtmpConfig,
+    /// `[rtmps]`: RTMP over TLS, and the certificate HTTPS playback uses.
+    pub rtmps: RtmpsConfig,
     /// `[liveness]`: how fast silence and dead peers are detected.
     pub liveness: LivenessConfig,
     /// `[publish]`: one publisher per name, and what a second one gets.
@@ -117,6 +121,7 @@ impl Config {
     /// Checks ranges serde cannot express, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.rtmp.validate()?;
+        self.rtmps.validate(self.playback.tls)?;
         self.liveness.validate()?;
         self.publish.validate()?;
         self.play.validate()?;

@@ -31,6 +31,8 @@ pub struct PlaybackConfig {
     pub hls_part_duration: Duration,
     /// Complete segments an HLS playlist lists (and the server keeps in memory per stream).
     pub hls_segment_count: usize,
+    /// Serve HTTPS instead of HTTP, with the `[rtmps]` certificate.
+    pub tls: bool,
 }
 
 impl Default for PlaybackConfig {
@@ -44,6 +46,7 @@ impl Default for PlaybackConfig {
             hls_segment_duration: Duration::from_secs(1),
             hls_part_duration: Duration::from_millis(200),
             hls_segment_count: 7,
+            tls: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use super::core::{Held, RtmpConn, Waiting};
 use crate::access::PendingHook;
 use crate::auth::Denial;
 use crate::control::{ConnControl, LentSocket};
-use crate::driver::{ConnCore, drive, maybe};
+use crate::driver::{ConnCore, drive_over, maybe};
 use crate::fanout::{OutQueue, Seated, Viewer};
 use crate::shared::Shared;
 use crate::stream::StreamEvent;
@@ -25,13 +25,14 @@ const CHUNKS_PER_WAKE: usize = 2048;
 
 /// Runs an RTMP connection to its end and returns why it ended. The socket's loan to the admin
 /// API ends with `socket`, whatever way this future ends.
-pub async fn run(
+pub(crate) async fn run(
     socket: LentSocket<Arc<TcpStream>>,
     control: Arc<ConnControl>,
     shared: Arc<Shared>,
+    tls: Option<crate::transport::Tls>,
 ) -> CloseReason {
     let mut conn = RtmpConn::new(shared, control, Instant::now());
-    let reason = drive(&socket, &mut conn).await;
+    let reason = drive_over(&socket, tls, &mut conn).await;
     let reason = conn.finish(reason, &**socket, Instant::now());
     if reason.wants_reset() {
         // Abortive close: RST now instead of retransmitting into the void.

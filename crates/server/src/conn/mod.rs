@@ -12,4 +12,4 @@ mod seated;
 #[cfg(test)]
 mod tests;
 
-pub use driver::run;
+pub(crate) use driver::run;

@@ -82,26 +82,17 @@ impl LatencyBudget {
 
 /// The window after one measured with `share` of a core busy. Writing cost falls roughly as
 /// 1 / window, so the window is scaled by how far the share is from [`IDLE_SHARE`] (at most
-/// doubled or halved per step, to stay stable), within `0..=max`.
+/// doubled or halved per step, to stay stable), within `MIN_WINDOW..=max`.
 fn next_window(window: Duration, share: f64, max: Duration) -> Duration {
+    let floor = MIN_WINDOW.min(max);
     let ratio = share / IDLE_SHARE;
     if (1.0 / BAND..=BAND).contains(&ratio) {
-        return window.min(max);
+        return window.clamp(floor, max);
     }
-    let next = if window.is_zero() {
-        if ratio > BAND {
-            MIN_WINDOW
-        } else {
-            Duration::ZERO
-        }
-    } else {
-        window.mul_f64(ratio.clamp(0.5, 2.0))
-    };
-    if next < MIN_WINDOW {
-        Duration::ZERO
-    } else {
-        next.min(max)
-    }
+    window
+        .max(floor)
+        .mul_f64(ratio.clamp(0.5, 2.0))
+        .clamp(floor, max)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::conn::{HttpConn, Phase};
 use crate::access::PendingHook;
 use crate::auth::Denial;
 use crate::control::{ConnControl, LentSocket};
-use crate::driver::{ConnCore, drive, maybe};
+use crate::driver::{ConnCore, drive_over, maybe};
 use crate::fanout::{OutQueue, Viewer};
 use crate::shared::Shared;
 use crate::stream::StreamEvent;
@@ -20,13 +20,14 @@ use tokio::sync::broadcast::error::RecvError;
 const READ_BUDGET: usize = 64 * 1024;
 
 /// Runs a playback connection to its end and returns why it ended.
-pub async fn run(
+pub(crate) async fn run(
     socket: LentSocket<Arc<TcpStream>>,
     control: Arc<ConnControl>,
     shared: Arc<Shared>,
+    tls: Option<crate::transport::Tls>,
 ) -> CloseReason {
     let mut conn = HttpConn::new(shared, control, Instant::now());
-    let reason = drive(&socket, &mut conn).await;
+    let reason = drive_over(&socket, tls, &mut conn).await;
     let reason = conn.finish(reason, &**socket, Instant::now());
     if reason.wants_reset() {
         let _ = socket2::SockRef::from(&**socket).set_linger(Some(Duration::ZERO));

@@ -18,5 +18,5 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use driver::run;
+pub(crate) use driver::run;
 pub(crate) use hls::reap_sessions;
