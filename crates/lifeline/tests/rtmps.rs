@@ -374,3 +374,34 @@ fn k4_tls_dead_rtmps_player_is_released_at_the_user_timeout() {
     assert!(gap <= Duration::from_secs(1), "other player gap {gap:?}");
     assert!(publisher.is_running());
 }
+
+#[test]
+fn playback_over_https_with_the_rtmps_certificate() {
+    let test = "playback_over_https_with_the_rtmps_certificate";
+    if !tools(test) {
+        return;
+    }
+    let certs = TempDir::new("lifeline-certs");
+    self_signed(certs.path(), "server", "lifeline-test");
+    let config = format!(
+        "[rtmps]\ncert = \"{}\"\nkey = \"{}\"\n[playback]\ntls = true\n",
+        certs.path().join("server.pem").display(),
+        certs.path().join("server.key").display()
+    );
+    let mut server = Lifeline::start(bin(), &config);
+    let _publisher = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish(&server.url("live/https"), 30),
+        &server.dir().join("pub.log"),
+    )
+    .unwrap();
+    wait_publishing(&mut server, "live/https");
+    let addr = server.playback_addr.unwrap();
+    let subject = served_subject(addr);
+    assert!(subject.contains("lifeline-test"), "{subject}");
+    let flv = format!("https://{addr}/live/https.flv");
+    let frames = frames_of(ffmpeg_play_frames(&flv, 50), Duration::from_secs(20));
+    let hls = format!("https://{addr}/live/https/index.m3u8");
+    let hls_frames = frames_of(ffmpeg_play_frames(&hls, 50), Duration::from_secs(25));
+    eprintln!("HTTPS: {frames} frames from {flv}, {hls_frames} from {hls}");
+    assert!(frames >= 50 && hls_frames >= 50);
+}
