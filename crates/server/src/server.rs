@@ -117,10 +117,13 @@ impl Server {
         }
         let _ = reaper.await;
         accepting.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, accepting.tracker.wait())
-            .await
-            .is_err()
-        {
+        // Relays end with the connections (reason shutdown), within the same grace.
+        self.shared.relays.shutdown();
+        let closed = async {
+            accepting.tracker.wait().await;
+            self.shared.relays.wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, closed).await.is_err() {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
