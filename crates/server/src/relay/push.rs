@@ -120,6 +120,14 @@ impl RelayConn {
         result
     }
 
+    /// What the driver does when the ring has something: take it all (tests).
+    #[cfg(test)]
+    pub(super) fn take_ring(&mut self, now: Instant) -> Result<(), CloseReason> {
+        let result = self.take_fanout(now, None);
+        self.settle(now);
+        result
+    }
+
     fn take_fanout(
         &mut self,
         now: Instant,
