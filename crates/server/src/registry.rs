@@ -14,7 +14,7 @@ use crate::takeover::{self, Busy, ChallengeOutcome, Decision, Incumbent};
 use crate::util::{lock, millis};
 use rtmp_proto::session::{CloseReason, Media};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
 /// What happened to a stream, for whoever watches the registry (the relays).
@@ -103,7 +103,8 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     refusals: Arc<RefusalLog>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
-    watcher: OnceLock<Arc<dyn StreamWatcher>>,
+    /// Weak: the watcher (the relays) holds the registry, not the other way round.
+    watcher: OnceLock<Weak<dyn StreamWatcher>>,
 }
 
 fn stream_key(app: &str, name: &str) -> String {
@@ -127,13 +128,14 @@ impl Registry {
         }
     }
 
-    /// Tells `watcher` of every change from now on (once; later calls are ignored).
-    pub fn set_watcher(&self, watcher: Arc<dyn StreamWatcher>) {
-        let _ = self.watcher.set(watcher);
+    /// Tells `watcher` of every change from now on, for as long as it lives (once; later
+    /// calls are ignored).
+    pub fn set_watcher(&self, watcher: &Arc<dyn StreamWatcher>) {
+        let _ = self.watcher.set(Arc::downgrade(watcher));
     }
 
     fn notify(&self, key: &str, change: StreamChange) {
-        if let Some(w) = self.watcher.get() {
+        if let Some(w) = self.watcher.get().and_then(Weak::upgrade) {
             w.changed(key, change);
         }
     }

@@ -50,7 +50,8 @@ impl Shared {
             next_id.clone(),
         );
         if config.relay.any() {
-            registry.set_watcher(relays.clone());
+            let watcher: Arc<dyn crate::registry::StreamWatcher> = relays.clone();
+            registry.set_watcher(&watcher);
         }
         Arc::new(Self {
             registry,
