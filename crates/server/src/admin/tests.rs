@@ -231,9 +231,18 @@ async fn lists_relays_with_keys_masked() {
     let r = &relays[0];
     assert_eq!(r["kind"], "push");
     assert_eq!(r["stream"], "live/cam");
-    assert_eq!(r["url"], "rtmp://127.0.0.1:1/live2/***", "a path key is masked");
+    assert_eq!(
+        r["url"], "rtmp://127.0.0.1:1/live2/***",
+        "a path key is masked"
+    );
     assert!(!body.contains("SECRET"), "{body}");
-    for key in ["state", "reconnects", "bytes_out", "bitrate_bps", "last_close"] {
+    for key in [
+        "state",
+        "reconnects",
+        "bytes_out",
+        "bitrate_bps",
+        "last_close",
+    ] {
         assert!(r.get(key).is_some(), "{key} in {r}");
     }
     s.relays.shutdown();

@@ -195,3 +195,43 @@ async fn the_registry_starts_and_stops_relays() {
     relays.shutdown();
     relays.wait().await;
 }
+
+#[tokio::test]
+async fn a_local_publisher_stops_a_running_pull_and_it_comes_back_after() {
+    let shared = Shared::new(Arc::new(Config::from_toml(RELAYS).unwrap()));
+    let relays = &shared.relays;
+    let (_player, sub) = shared.registry.try_play("edge", "cam").unwrap();
+    assert!(sub.live, "held by the pull");
+    let pulls = || {
+        relays
+            .list(Instant::now())
+            .into_iter()
+            .filter(|v| v.kind == RelayKind::Pull)
+            .count()
+    };
+    assert_eq!(pulls(), 1);
+    let control = Arc::new(ConnControl::new(
+        shared.next_id(),
+        "192.0.2.1:1".parse().unwrap(),
+        CancellationToken::new(),
+    ));
+    let PublishOutcome::Granted(guard) =
+        shared
+            .registry
+            .publish("edge", "cam", &control, Instant::now())
+    else {
+        panic!("a local publisher must win over a pull")
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(pulls(), 0, "the pull yielded");
+    let snap = shared.registry.stream("edge/cam").unwrap().snapshot();
+    assert_eq!(snap.publisher.unwrap().id, control.id);
+    // The local publisher leaves while the player stays: the origin may have it again.
+    drop(guard);
+    assert_eq!(pulls(), 1, "the pull is back for the remaining player");
+    let snap = shared.registry.stream("edge/cam").unwrap().snapshot();
+    assert_eq!(snap.publisher.unwrap().protocol(), Protocol::RtmpPull);
+    relays.shutdown();
+    relays.wait().await;
+    assert!(relays.list(Instant::now()).is_empty());
+}
