@@ -99,14 +99,14 @@ fn r3a_upstream_cable_pulled_during_a_push() {
         gap <= Duration::from_secs(1),
         "local player interrupted {gap:?}"
     );
-    let attempts = rig
-        .server
-        .log_text()
+    let text = rig.server.log_text();
+    let attempts: Vec<&str> = text
         .lines()
         .skip(mark)
         .filter(|l| l.contains("relay connect failed") || l.contains("relay ended"))
-        .count();
-    println!("R3a: {attempts} attempts ended during the outage");
+        .filter_map(|l| log_field(l, "reason"))
+        .collect();
+    println!("R3a: attempts ended during the outage: {attempts:?}");
     drop(up_player);
     let _ = upstream.stop();
 }

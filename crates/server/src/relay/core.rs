@@ -319,6 +319,11 @@ impl RelayConn {
             self.control.sample_rates(now);
             if let Side::Pull { hold: Some(h), .. } = &self.side {
                 h.sample_rates(now);
+                // Once a second: the name was taken from us (an operator's kick): this
+                // connection's media goes nowhere, so it ends and the relay claims again.
+                if let Some(reason) = h.lost() {
+                    self.close(reason, now);
+                }
             }
         }
         let role = match &self.side {

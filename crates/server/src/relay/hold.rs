@@ -11,7 +11,7 @@ use super::RelayDeps;
 use super::status::RelayHandle;
 use crate::control::{ConnControl, Protocol};
 use crate::registry::{PublishOutcome, PublishRefusal, PublisherGuard};
-use rtmp_proto::session::Media;
+use rtmp_proto::session::{CloseReason, Media};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,6 +76,21 @@ pub(crate) fn claim(
 }
 
 impl NameHold {
+    /// Whether the hold still has the name (an operator's kick or a local publisher may have
+    /// taken it; the registry then closed the holder with that reason).
+    pub(crate) fn is_current(&self) -> bool {
+        self.guard
+            .stream()
+            .snapshot()
+            .publisher
+            .is_some_and(|p| p.id == self.holder.id)
+    }
+
+    /// Why the name was taken from the hold (`kicked`, `taken_over`), if it was.
+    pub(crate) fn lost(&self) -> Option<CloseReason> {
+        self.holder.requested_reason()
+    }
+
     /// A connection's first media: a new era, unless it is the first under this hold.
     pub(crate) fn begin_connection(&mut self) {
         if !self.fresh {

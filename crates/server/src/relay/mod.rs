@@ -275,7 +275,7 @@ impl StreamWatcher for RelayManager {
         relays.retain(|_, list| !list.is_empty());
         drop(relays);
         // After the lock: a claim is a publish, which the registry reports back here.
-        if let Some(h) = claim_for.filter(|h| !h.holds()) {
+        if let Some(h) = claim_for.filter(|h| !h.holds_current()) {
             match hold::claim(&self.deps, &h, self.shutdown.child_token(), Instant::now()) {
                 hold::Claim::Held(held) => h.put_hold(Some(held)),
                 hold::Claim::Busy => {}

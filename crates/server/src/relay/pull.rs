@@ -18,6 +18,10 @@ impl RelayConn {
             return;
         };
         if !*seen {
+            // A hold whose name was taken meanwhile (kicked) is worth nothing: claim afresh.
+            if hold.as_ref().is_some_and(|h| !h.is_current()) {
+                *hold = None;
+            }
             if hold.is_none() {
                 let cancel = self.deps.shutdown.child_token();
                 match hold::claim(&self.deps, &self.handle, cancel, now) {

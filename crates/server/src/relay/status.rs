@@ -147,16 +147,25 @@ impl RelayHandle {
         lock(&self.hold).take()
     }
 
-    /// Gives the hold back (a connection ended). The one it replaces, if any, is dropped after
-    /// the lock: dropping a hold tells the registry's watcher.
+    /// Gives a hold back (a connection ended) or sets a new one. A hold that still has the name
+    /// is never replaced by one that lost it (a kicked connection's, returned after a new claim).
+    /// The hold left over is dropped after the lock: dropping one may tell the watcher.
     pub(crate) fn put_hold(&self, hold: Option<NameHold>) {
-        let old = std::mem::replace(&mut *lock(&self.hold), hold);
-        drop(old);
+        let mut slot = lock(&self.hold);
+        let keep_old = slot.as_ref().is_some_and(NameHold::is_current)
+            && !hold.as_ref().is_some_and(NameHold::is_current);
+        let left_over = if keep_old {
+            hold
+        } else {
+            std::mem::replace(&mut *slot, hold)
+        };
+        drop(slot);
+        drop(left_over);
     }
 
-    /// Whether the handle keeps a hold now.
-    pub(crate) fn holds(&self) -> bool {
-        lock(&self.hold).is_some()
+    /// Whether the handle keeps a hold that has the name now.
+    pub(crate) fn holds_current(&self) -> bool {
+        lock(&self.hold).as_ref().is_some_and(NameHold::is_current)
     }
 
     /// The upstream URL for this stream, keys masked.

@@ -58,7 +58,7 @@ fn a_pull_publishes_locally_and_keeps_the_name_across_reconnects() {
     );
     conn.finish(CloseReason::PublishIdle, &kernel, deadline);
     assert!(
-        handle.holds(),
+        handle.holds_current(),
         "the name stays the pull's between connections"
     );
     assert!(stream.snapshot().publisher.is_some());
@@ -234,4 +234,74 @@ async fn a_local_publisher_stops_a_running_pull_and_it_comes_back_after() {
     relays.shutdown();
     relays.wait().await;
     assert!(relays.list(Instant::now()).is_empty());
+}
+
+#[test]
+fn a_kicked_pull_ends_its_connection_and_claims_again() {
+    let rig = Rig::new("");
+    let handle = rig.handle(RelayKind::Pull, "rtmp://origin/live/{name}");
+    let (_player, _sub) = rig.shared.registry.play("live", "cam");
+    let (mut conn, up) = pulling(&rig, &handle, 0);
+    origin_sends(
+        &mut conn,
+        &up,
+        rig.at(10),
+        &[video_header(), video(0, true)],
+    );
+    assert!(
+        rig.shared
+            .registry
+            .evict_publisher("live/cam", CloseReason::Kicked)
+    );
+    conn.observe(rig.at(1010));
+    assert_eq!(conn.poll_close(), Some(CloseReason::Kicked));
+    let kernel = ScriptedKernel::default();
+    conn.finish(CloseReason::Kicked, &kernel, rig.at(1010));
+    assert!(!handle.holds_current(), "the kicked hold has no name");
+    // The next connection claims the free name again.
+    let (mut conn, up) = pulling(&rig, &handle, 2000);
+    origin_sends(
+        &mut conn,
+        &up,
+        rig.at(2010),
+        &[video_header(), video(0, true)],
+    );
+    let stream = rig.shared.registry.stream("live/cam").unwrap();
+    assert_eq!(
+        stream.snapshot().publisher.unwrap().protocol(),
+        Protocol::RtmpPull
+    );
+    assert!(
+        handle.take_hold().is_none(),
+        "the new hold rides on the connection"
+    );
+}
+
+#[tokio::test]
+async fn a_kick_of_a_pulled_stream_is_claimed_again_for_its_players() {
+    let shared = Shared::new(Arc::new(Config::from_toml(RELAYS).unwrap()));
+    let (_player, _sub) = shared.registry.try_play("edge", "cam").unwrap();
+    let first = shared
+        .registry
+        .stream("edge/cam")
+        .unwrap()
+        .snapshot()
+        .publisher
+        .unwrap();
+    assert!(
+        shared
+            .registry
+            .evict_publisher("edge/cam", CloseReason::Kicked)
+    );
+    let again = shared
+        .registry
+        .stream("edge/cam")
+        .unwrap()
+        .snapshot()
+        .publisher
+        .unwrap();
+    assert_eq!(again.protocol(), Protocol::RtmpPull);
+    assert_ne!(again.id, first.id, "a new hold");
+    shared.relays.shutdown();
+    shared.relays.wait().await;
 }
