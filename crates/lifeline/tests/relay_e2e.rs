@@ -247,7 +247,18 @@ fn r2_lifeline_to_lifeline_with_keys() {
             assert!(!text.contains(key), "{who} logged the key {key}");
         }
     }
-    let _ = edge.stop();
+    // Shutdown ends every relay connection with `shutdown`.
+    let mark = edge.log_lines();
+    let status = edge.stop();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let closes = edge.close_lines(mark);
+    for protocol in ["rtmp-push", "rtmp-pull"] {
+        let line = closes
+            .iter()
+            .find(|l| l.contains(&format!("protocol=\"{protocol}\"")))
+            .unwrap_or_else(|| panic!("no {protocol} close at shutdown:\n{}", closes.join("\n")));
+        assert!(line.contains("reason=shutdown"), "{line}");
+    }
     let _ = upstream.stop();
 }
 

@@ -55,8 +55,10 @@ impl Server {
         Ok(Self {
             listener,
             playback,
+            // The relays' token: SIGTERM stops them in the same instant as every connection,
+            // so a push ends with `shutdown` rather than with its local stream.
+            shutdown: shared.relays.shutdown_token(),
             shared,
-            shutdown: CancellationToken::new(),
         })
     }
 

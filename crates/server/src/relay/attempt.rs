@@ -108,7 +108,11 @@ pub(super) async fn run(
         Instant::now(),
         deadline,
     );
-    let reason = crate::driver::drive(&socket, &mut core).await;
+    let reason = match crate::driver::drive(&socket, &mut core).await {
+        // The local stream ended because the server is stopping: that is the reason.
+        CloseReason::Completed if stop.token.is_cancelled() => stop.reason(),
+        reason => reason,
+    };
     let reason = core.finish(reason, &*socket, Instant::now());
     if reason.wants_reset() {
         // Abortive close: RST now instead of retransmitting into the void.

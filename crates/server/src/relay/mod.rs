@@ -126,6 +126,11 @@ impl RelayManager {
             .collect()
     }
 
+    /// The token that stops every relay (the server's shutdown token, see `Server::bind`).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// Stops every relay (their connections end with `shutdown`) and starts no new one.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
