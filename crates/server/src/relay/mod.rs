@@ -7,15 +7,16 @@
 //!                                   ▼                          ▼
 //!                              RelayHandle ◄── updates ── RelayConn (ConnCore on the driver)
 //!                              (admin API)                push: Viewer → ClientSession
-//!                                                         pull: ClientSession → PublisherGuard
+//!                                                         pull: ClientSession → NameHold
 //! ```
 //!
 //! The registry tells the manager when a publisher or viewer comes or goes ([`StreamWatcher`]).
 //! A publisher of a name some `[[relay.push]]` matches starts one push per entry; a viewer of a
 //! name of a `[[relay.pull]]` app with no local publisher starts the pull. Each relay is a
-//! supervisor task ([`supervisor`]) whose decisions are pure ([`policy`]), and each of its
-//! connections is a sans-IO core ([`core`]) on the generic driver, in the live table like any
-//! connection (protocol `rtmp-push` / `rtmp-pull`), with one close reason.
+//! supervisor task (`supervisor`) whose decisions are pure (`policy`), and each of its
+//! connections is a sans-IO core (`core`) on the generic driver, in the live table like any
+//! connection (protocol `rtmp-push` / `rtmp-pull`), with one close reason. A pull holds its
+//! local name across its connections (`hold`), so its players never see it unpublished.
 //!
 //! Lock order: manager, then registry (the registry calls the watcher with no lock held).
 
@@ -23,7 +24,7 @@ mod attempt;
 mod core;
 mod driver;
 mod hold;
-pub mod policy;
+mod policy;
 mod pull;
 mod push;
 mod status;
