@@ -31,16 +31,24 @@ pub enum Protocol {
     /// An HTTP connection on the playback port that has not asked for a stream yet.
     #[serde(rename = "http")]
     Http,
+    /// An outgoing relay connection publishing a local stream to another server.
+    #[serde(rename = "rtmp-push")]
+    RtmpPush,
+    /// An outgoing relay connection playing a stream from an origin to publish it locally.
+    #[serde(rename = "rtmp-pull")]
+    RtmpPull,
 }
 
 impl Protocol {
     /// Every protocol, for metrics that must show zero counts too.
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 7] = [
         Self::Rtmp,
         Self::HttpFlv,
         Self::HttpMp4,
         Self::Hls,
         Self::Http,
+        Self::RtmpPush,
+        Self::RtmpPull,
     ];
 
     /// A stable label for JSON and metrics.
@@ -51,11 +59,18 @@ impl Protocol {
             Self::HttpMp4 => "http-mp4",
             Self::Hls => "hls",
             Self::Http => "http",
+            Self::RtmpPush => "rtmp-push",
+            Self::RtmpPull => "rtmp-pull",
         }
     }
 
     fn index(self) -> u8 {
         self as u8
+    }
+
+    /// Whether this is an outgoing relay connection (a push or a pull), not a viewer.
+    pub fn is_relay(self) -> bool {
+        matches!(self, Self::RtmpPush | Self::RtmpPull)
     }
 
     fn from_index(i: u8) -> Self {

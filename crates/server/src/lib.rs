@@ -4,7 +4,8 @@
 //!
 //! Modules form a one-way graph (checked by `scripts/module-cycles.py`): `util`, `config` and
 //! `control` are leaves; `stream` and `takeover` build on them, `registry` on
-//! those, `fanout` and `conn` on the registry, and `server` and `admin` on everything.
+//! those, `fanout` and `conn` on the registry, `relay` on the registry, fan-out and driver (and
+//! under `shared`, which holds its manager), and `server` and `admin` on everything.
 
 mod access;
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod live;
 pub mod metrics;
 pub mod playback;
 pub mod registry;
+pub mod relay;
 pub mod server;
 pub mod sessions;
 pub mod shared;

@@ -29,6 +29,13 @@ pub struct RoleLabels {
     pub role: &'static str,
 }
 
+/// The `state` label of a relay.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// `connecting`, `live` or `backoff`.
+    pub state: &'static str,
+}
+
 type HistogramFamily = Family<ReasonLabels, Histogram, fn() -> Histogram>;
 
 /// The `protocol` label.
@@ -75,6 +82,8 @@ pub struct Metrics {
     frames_dropped: Counter,
     takeovers: Counter,
     refusals: Family<ReasonLabels, Counter>,
+    relays: Family<StateLabels, Gauge>,
+    relay_closes: Family<ReasonLabels, Counter>,
     /// Bytes of connections that have ended (live ones are added at scrape time).
     closed_bytes_in: AtomicU64,
     closed_bytes_out: AtomicU64,
@@ -157,8 +166,22 @@ impl Metrics {
             "Connections, publishes and plays refused by a [limits] bound, by the limit's key",
             refusals.clone(),
         );
+        let relays = Family::<StateLabels, Gauge>::default();
+        let relay_closes = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "relays",
+            "Relays (pushes and pulls) by state",
+            relays.clone(),
+        );
+        registry.register(
+            "relay_closes",
+            "Relay connection attempts ended, by close reason",
+            relay_closes.clone(),
+        );
         Self {
             registry,
+            relays,
+            relay_closes,
             connections,
             viewers,
             viewer_closes,
@@ -212,6 +235,30 @@ impl Metrics {
             reason,
         };
         self.viewer_closes.get_or_create(&labels).get()
+    }
+
+    /// A relay's connection attempt ended with `reason` (a connection, or a failed connect).
+    pub fn record_relay_close(&self, reason: &CloseReason) {
+        let labels = ReasonLabels {
+            reason: reason.label(),
+        };
+        self.relay_closes.get_or_create(&labels).inc();
+    }
+
+    /// Relay attempts that ended with `reason` so far.
+    pub fn relay_closes(&self, reason: &'static str) -> u64 {
+        self.relay_closes
+            .get_or_create(&ReasonLabels { reason })
+            .get()
+    }
+
+    /// Sets `lifeline_relays{state}` (for a scrape).
+    pub fn set_relay_states(&self, counts: impl IntoIterator<Item = (&'static str, usize)>) {
+        for (state, n) in counts {
+            self.relays
+                .get_or_create(&StateLabels { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// A publisher lost its name to a newcomer.
@@ -269,7 +316,7 @@ impl Metrics {
             bytes_out += c.bytes_out;
         }
         for (protocol, n) in Protocol::ALL.iter().zip(by_protocol) {
-            if *protocol != Protocol::Http {
+            if *protocol != Protocol::Http && !protocol.is_relay() {
                 self.viewers
                     .get_or_create(&ProtocolLabels {
                         protocol: protocol.label(),

@@ -4,7 +4,7 @@
 //! (error, timeout, kick, panic) releases what it held.
 
 use crate::config::Config;
-use crate::control::ConnControl;
+use crate::control::{ConnControl, Protocol};
 use crate::limits::{LimitKey, RefusalLog};
 use crate::metrics::Metrics;
 use crate::stream::{
@@ -14,8 +14,30 @@ use crate::takeover::{self, Busy, ChallengeOutcome, Decision, Incumbent};
 use crate::util::{lock, millis};
 use rtmp_proto::session::{CloseReason, Media};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
+
+/// What happened to a stream, for whoever watches the registry (the relays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamChange {
+    /// A publisher speaking this protocol was granted the name.
+    Published(Protocol),
+    /// The publisher left or was evicted: the name is free.
+    Unpublished,
+    /// A viewer is about to attach (a player, an HTTP viewer, an HLS session): told before,
+    /// so that a pull relay can claim a free name first and the viewer starts on a live stream.
+    PlayerJoining,
+    /// A viewer left.
+    PlayerLeft,
+}
+
+/// Told of every publisher and viewer that comes or goes, always after the registry's locks
+/// are released (so it may look at the registry), from the task that caused the change.
+pub trait StreamWatcher: Send + Sync + std::fmt::Debug {
+    /// `key` (`app/name`) changed.
+    fn changed(&self, key: &str, change: StreamChange);
+}
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +103,8 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     refusals: Arc<RefusalLog>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    /// Weak: the watcher (the relays) holds the registry, not the other way round.
+    watcher: OnceLock<Weak<dyn StreamWatcher>>,
 }
 
 fn stream_key(app: &str, name: &str) -> String {
@@ -100,7 +124,25 @@ impl Registry {
             refusals: Arc::new(RefusalLog::new(metrics.clone())),
             metrics,
             streams: Mutex::new(HashMap::new()),
+            watcher: OnceLock::new(),
         }
+    }
+
+    /// Tells `watcher` of every change from now on, for as long as it lives (once; later
+    /// calls are ignored).
+    pub fn set_watcher(&self, watcher: &Arc<dyn StreamWatcher>) {
+        let _ = self.watcher.set(Arc::downgrade(watcher));
+    }
+
+    fn notify(&self, key: &str, change: StreamChange) {
+        if let Some(w) = self.watcher.get().and_then(Weak::upgrade) {
+            w.changed(key, change);
+        }
+    }
+
+    /// The stream `key` (`app/name`), if it is live (published or played).
+    pub fn stream(&self, key: &str) -> Option<Arc<Stream>> {
+        self.map().get(key).cloned()
     }
 
     /// Where every `[limits]` refusal (here and at accept) is counted and logged.
@@ -202,6 +244,7 @@ impl Registry {
                 silent,
                 srtt: incumbent.control.srtt(),
                 challenged: state.challenge.as_ref().is_some_and(|c| c.deadline > now),
+                pulled: incumbent.control.protocol() == Protocol::RtmpPull,
             };
             match takeover::decide(&facts, &self.config.publish, authorised) {
                 Decision::Refuse(why) => PublishOutcome::Refused(PublishRefusal::Busy {
@@ -240,7 +283,12 @@ impl Registry {
                 }
             }
         });
-        outcome.unwrap_or_else(|limit| PublishOutcome::Refused(PublishRefusal::Limit(limit)))
+        let outcome =
+            outcome.unwrap_or_else(|limit| PublishOutcome::Refused(PublishRefusal::Limit(limit)));
+        if matches!(outcome, PublishOutcome::Granted(_)) {
+            self.notify(&key, StreamChange::Published(control.protocol()));
+        }
+        outcome
     }
 
     fn grant(
@@ -321,7 +369,10 @@ impl Registry {
             incumbent.control.close(CloseReason::TakenOver);
             self.metrics.record_takeover();
         }
-        Ok(self.grant(&stream, &mut state, control))
+        let guard = self.grant(&stream, &mut state, control);
+        drop(state);
+        self.notify(&stream.key, StreamChange::Published(control.protocol()));
+        Ok(guard)
     }
 
     /// Called by a challenged publisher's own connection when the kernel shows its host gone
@@ -345,6 +396,7 @@ impl Registry {
     ) -> Result<(PlayerGuard, Subscription), LimitRefusal> {
         let key = stream_key(app, name);
         let max = self.config.limits.max_players_per_stream;
+        self.notify(&key, StreamChange::PlayerJoining);
         let attached = self.with_stream(&key, |stream, state| {
             (state.players < max).then(|| self.attach(stream, state))
         })?;
@@ -362,6 +414,7 @@ impl Registry {
     pub fn try_watch(self: &Arc<Self>, app: &str, name: &str) -> Result<PlayerGuard, LimitRefusal> {
         let key = stream_key(app, name);
         let max = self.config.limits.max_players_per_stream;
+        self.notify(&key, StreamChange::PlayerJoining);
         let attached = self.with_stream(&key, |stream, state| {
             (state.players < max).then(|| {
                 state.players += 1;
@@ -383,6 +436,7 @@ impl Registry {
     /// Attaches a player to `app/name`, publisher or not, whatever the limits (tests, benches).
     pub fn play(self: &Arc<Self>, app: &str, name: &str) -> (PlayerGuard, Subscription) {
         let key = stream_key(app, name);
+        self.notify(&key, StreamChange::PlayerJoining);
         let mut map = self.map();
         let stream = self.entry(&mut map, &key);
         let mut state = stream.lock();
@@ -420,6 +474,7 @@ impl Registry {
         stream.end_publisher(&mut state);
         drop(state);
         self.release_if_unused(&stream);
+        self.notify(key, StreamChange::Unpublished);
         true
     }
 }
@@ -442,17 +497,37 @@ impl PublisherGuard {
     pub fn stream(&self) -> &Arc<Stream> {
         &self.stream
     }
+
+    /// Starts a new publisher era under the same hold (a pull relay reconnected to its
+    /// origin): players are told, timestamps continue, the cache starts afresh — and the name
+    /// is never free in between, so players stay. Does nothing if the name is no longer ours.
+    pub fn restart(&self) {
+        let mut state = self.stream.lock();
+        if let Some(slot) = state
+            .publisher
+            .clone()
+            .filter(|p| p.control.id == self.conn_id)
+        {
+            self.stream.begin_publisher(&mut state, slot);
+        }
+    }
 }
 
 impl Drop for PublisherGuard {
     fn drop(&mut self) {
-        {
+        let ended = {
             let mut state = self.stream.lock();
-            if state.publisher.as_ref().map(|p| p.control.id) == Some(self.conn_id) {
+            let ours = state.publisher.as_ref().map(|p| p.control.id) == Some(self.conn_id);
+            if ours {
                 self.stream.end_publisher(&mut state);
             }
-        }
+            ours
+        };
         self.registry.release_if_unused(&self.stream);
+        if ended {
+            self.registry
+                .notify(&self.stream.key, StreamChange::Unpublished);
+        }
     }
 }
 
@@ -477,5 +552,7 @@ impl Drop for PlayerGuard {
             state.players = state.players.saturating_sub(1);
         }
         self.registry.release_if_unused(&self.stream);
+        self.registry
+            .notify(&self.stream.key, StreamChange::PlayerLeft);
     }
 }

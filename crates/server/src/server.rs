@@ -72,8 +72,10 @@ impl Server {
             listener,
             playback,
             rtmps,
+            // The relays' token: SIGTERM stops them in the same instant as every connection,
+            // so a push ends with `shutdown` rather than with its local stream.
+            shutdown: shared.relays.shutdown_token(),
             shared,
-            shutdown: CancellationToken::new(),
         })
     }
 
@@ -163,10 +165,13 @@ impl Server {
         }
         let _ = reaper.await;
         accepting.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, accepting.tracker.wait())
-            .await
-            .is_err()
-        {
+        // Relays end with the connections (reason shutdown), within the same grace.
+        self.shared.relays.shutdown();
+        let closed = async {
+            accepting.tracker.wait().await;
+            self.shared.relays.wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, closed).await.is_err() {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }

@@ -7,6 +7,7 @@ use crate::hooks::Hooks;
 use crate::live::LiveTable;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::relay::RelayManager;
 use crate::sessions::HlsSessions;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +27,10 @@ pub struct Shared {
     pub hooks: Arc<Hooks>,
     /// Open HLS sessions.
     pub sessions: HlsSessions,
-    /// The next connection (or session) id.
-    next_id: AtomicU64,
+    /// Pushes and pulls (`[relay]`).
+    pub relays: Arc<RelayManager>,
+    /// The next connection (or session) id; relay connections draw theirs here too.
+    next_id: Arc<AtomicU64>,
     /// The certificate for RTMPS and HTTPS playback, when configured (reloadable).
     pub tls: std::sync::OnceLock<Arc<crate::tls::TlsStore>>,
     /// The playback listener's address once bound (the dashboard's watch view needs it).
@@ -51,15 +54,30 @@ impl Shared {
             config.play.merging(),
             metrics.clone(),
         );
+        let registry = Arc::new(Registry::with_metrics(config.clone(), metrics.clone()));
+        let live = Arc::new(LiveTable::default());
+        let next_id = Arc::new(AtomicU64::new(1));
+        let relays = RelayManager::new(
+            config.clone(),
+            registry.clone(),
+            live.clone(),
+            metrics.clone(),
+            next_id.clone(),
+        );
+        if config.relay.any() {
+            let watcher: Arc<dyn crate::registry::StreamWatcher> = relays.clone();
+            registry.set_watcher(&watcher);
+        }
         Arc::new(Self {
             fanout,
-            registry: Arc::new(Registry::with_metrics(config.clone(), metrics.clone())),
+            registry,
             hooks: Hooks::new(&config.hooks),
-            live: Arc::default(),
+            live,
             metrics,
             config,
             sessions: HlsSessions::default(),
-            next_id: AtomicU64::new(1),
+            relays,
+            next_id,
             playback_addr: std::sync::OnceLock::new(),
             tls: std::sync::OnceLock::new(),
         })
@@ -72,6 +90,7 @@ impl Shared {
 
     /// The Prometheus text exposition of this server.
     pub fn render_metrics(&self) -> String {
+        self.metrics.set_relay_states(self.relays.state_counts());
         self.metrics
             .render(self.live.samples(), self.registry.streams().len())
     }

@@ -16,6 +16,9 @@ pub struct Incumbent {
     pub srtt: Duration,
     /// Another newcomer's challenge of it is still running.
     pub challenged: bool,
+    /// It is a pull relay (a copy of another server's stream): a local publisher always takes
+    /// the name from it, live or not.
+    pub pulled: bool,
 }
 
 /// Why a newcomer is refused a live name.
@@ -54,6 +57,9 @@ pub enum Decision {
 pub fn decide(incumbent: &Incumbent, policy: &PublishConfig, authorised: bool) -> Decision {
     if !authorised {
         return Decision::Refuse(Busy::NotAuthorised);
+    }
+    if incumbent.pulled {
+        return Decision::TakeOver;
     }
     match policy.on_duplicate {
         OnDuplicate::Reject => Decision::Refuse(Busy::Reject),
@@ -108,6 +114,7 @@ mod tests {
             silent: Duration::from_millis(silent_ms),
             srtt: Duration::from_millis(1),
             challenged: false,
+            pulled: false,
         }
     }
 
@@ -167,6 +174,26 @@ mod tests {
             decide(&racing, &stale, true),
             Decision::Refuse(Busy::ChallengeRunning)
         );
+    }
+
+    #[test]
+    fn a_local_publisher_always_wins_over_a_pull() {
+        let pull = Incumbent {
+            pulled: true,
+            ..incumbent(0)
+        };
+        for p in [
+            OnDuplicate::Reject,
+            OnDuplicate::Takeover,
+            OnDuplicate::TakeoverStale,
+        ] {
+            assert_eq!(decide(&pull, &policy(p), true), Decision::TakeOver, "{p:?}");
+            assert_eq!(
+                decide(&pull, &policy(p), false),
+                Decision::Refuse(Busy::NotAuthorised),
+                "but only with the name's key (and never for another pull)"
+            );
+        }
     }
 
     #[test]

@@ -73,6 +73,15 @@ impl Nginx {
     /// application `live` (`live on;` plus `app_extra`, e.g. `push rtmp://…;` for a relay).
     /// The error log is at level `info`, which records each connection, publish and refusal.
     pub fn start_in(ns: &NetNs, listen: SocketAddr, app_extra: &str) -> std::io::Result<Self> {
+        Self::start(Some(ns), listen, app_extra)
+    }
+
+    /// [`Self::start_in`] in the test's own network namespace (e.g. on a loopback port).
+    pub fn start_local(listen: SocketAddr, app_extra: &str) -> std::io::Result<Self> {
+        Self::start(None, listen, app_extra)
+    }
+
+    fn start(ns: Option<&NetNs>, listen: SocketAddr, app_extra: &str) -> std::io::Result<Self> {
         let dir = TempDir::new("nginx-rtmp-test");
         let p = dir.path();
         let log = p.join("error.log");
@@ -92,7 +101,7 @@ impl Nginx {
                 log = log.display(),
             ),
         )?;
-        let mut cmd = ns.command("nginx");
+        let mut cmd = ns.map_or_else(|| Command::new("nginx"), |ns| ns.command("nginx"));
         cmd.arg("-p")
             .arg(p)
             .arg("-c")
@@ -109,9 +118,12 @@ impl Nginx {
         let port = format!("sport = :{}", listen.port());
         let end = Instant::now() + Duration::from_secs(10);
         loop {
-            let listening = ns
-                .run(&["ss", "-Hltn", &port])
-                .is_ok_and(|o| !o.stdout.is_empty());
+            let ss = ["ss", "-Hltn", &port];
+            let listening = match ns {
+                Some(ns) => ns.run(&ss),
+                None => crate::run(Command::new("ss").args(&ss[1..])),
+            }
+            .is_ok_and(|o| !o.stdout.is_empty());
             if listening {
                 return Ok(nginx);
             }
@@ -140,6 +152,19 @@ impl Nginx {
     /// Whether it still runs.
     pub fn is_running(&mut self) -> bool {
         self.child.is_running()
+    }
+
+    /// The process, e.g. to freeze it (SIGSTOP) and thaw it.
+    pub fn process(&self) -> &ChildGuard {
+        &self.child
+    }
+
+    /// ESTABLISHED TCP connections on its listening port, seen from the test's namespace
+    /// (a server started with [`Self::start_local`]).
+    pub fn established(&self) -> usize {
+        let filter = format!("sport = :{}", self.addr.port());
+        crate::run(Command::new("ss").args(["-Htn", "state", "established", &filter]))
+            .map_or(0, |o| String::from_utf8_lossy(&o.stdout).lines().count())
     }
 
     /// A scratch directory that lives as long as the server.

@@ -10,6 +10,7 @@
 //! [`ConnControl::with_socket`]: crate::control::ConnControl::with_socket
 
 mod api;
+mod relays;
 
 use crate::shared::Shared;
 use axum::Router;
@@ -58,6 +59,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             delete(api::kick_connection).get(api::connection),
         )
         .route("/api/v1/events", get(api::events))
+        .route("/api/v1/relays", get(relays::relays))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))

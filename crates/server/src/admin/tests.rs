@@ -211,3 +211,39 @@ async fn dashboard_is_embedded() {
         );
     }
 }
+
+#[tokio::test]
+async fn lists_relays_with_keys_masked() {
+    let config = Config::from_toml(
+        "[[relay.push]]\napp = \"live\"\nname = \"cam\"\n\
+         url = \"rtmp://127.0.0.1:1/live2/SECRET-KEY\"\n",
+    )
+    .unwrap();
+    let s = Shared::new(Arc::new(config));
+    let (status, body) = call(&s, "GET", "/api/v1/relays", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json(&body)["relays"].as_array().unwrap().is_empty());
+    let (publisher, _g) = conn(&s, 1);
+    let _pub_guard = publish(&s, &publisher);
+    let (_, body) = call(&s, "GET", "/api/v1/relays", None).await;
+    let relays = json(&body)["relays"].as_array().unwrap().clone();
+    assert_eq!(relays.len(), 1, "{body}");
+    let r = &relays[0];
+    assert_eq!(r["kind"], "push");
+    assert_eq!(r["stream"], "live/cam");
+    assert_eq!(
+        r["url"], "rtmp://127.0.0.1:1/live2/***",
+        "a path key is masked"
+    );
+    assert!(!body.contains("SECRET"), "{body}");
+    for key in [
+        "state",
+        "reconnects",
+        "bytes_out",
+        "bitrate_bps",
+        "last_close",
+    ] {
+        assert!(r.get(key).is_some(), "{key} in {r}");
+    }
+    s.relays.shutdown();
+}

@@ -12,6 +12,8 @@ mod liveness;
 mod play;
 mod playback;
 mod publish;
+mod relay;
+mod relay_url;
 mod rtmp;
 mod rtmps;
 
@@ -24,6 +26,8 @@ pub use liveness::LivenessConfig;
 pub use play::{Merging, PlayConfig};
 pub use playback::PlaybackConfig;
 pub use publish::{OnDuplicate, PublishConfig};
+pub use relay::{ANY_NAME, PullRelay, PushRelay, RelayConfig};
+pub use relay_url::{RelayUrl, UrlError};
 pub use rtmp::RtmpConfig;
 pub use rtmps::RtmpsConfig;
 
@@ -83,6 +87,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[hooks]`: HTTP callbacks that authorise publish/play and hear when they end.
     pub hooks: HooksConfig,
+    /// `[relay]`: pushes to and pulls from other RTMP servers.
+    pub relay: RelayConfig,
 }
 
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -129,7 +135,8 @@ impl Config {
         self.http.validate()?;
         self.playback.validate()?;
         self.auth.validate()?;
-        self.hooks.validate()
+        self.hooks.validate()?;
+        self.relay.validate()
     }
 
     /// The kernel-level liveness every accepted socket gets.

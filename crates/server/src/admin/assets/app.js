@@ -113,6 +113,25 @@ function renderConnections(list) {
       el("td", {}, kickButton("connection " + c.id, `/api/v1/connections/${c.id}`)))), 9);
 }
 
+function renderRelays(list) {
+  document.getElementById("relay-count").textContent = `(${list.length})`;
+  fillRows(document.querySelector("#relays tbody"), list.map((r) => {
+    const state = r.state === "backoff" && r.retry_in_ms !== null
+      ? `backoff (retry in ${dur(r.retry_in_ms)})` : `${r.state} (${dur(r.state_ms)})`;
+    const last = r.last_close ? `${r.last_close.detail} (${dur(r.last_close.ago_ms)} ago)` : "—";
+    return el("tr", { "data-relay": r.id, "data-state": r.state },
+      el("td", {}, r.id),
+      el("td", {}, r.kind),
+      el("td", {}, r.stream),
+      el("td", { class: "kernel" }, r.url),
+      el("td", {}, el("span", { class: "relay " + r.state }, state)),
+      el("td", {}, last),
+      el("td", {}, r.reconnects),
+      el("td", {}, `${bytes(r.bytes_in)} / ${bytes(r.bytes_out)}`),
+      el("td", {}, rate(r.bitrate_bps)));
+  }), 9);
+}
+
 function renderCloses(events) {
   const ol = document.getElementById("closes");
   for (const e of events) {
@@ -128,14 +147,16 @@ function renderCloses(events) {
 async function refresh() {
   const status = document.getElementById("status");
   try {
-    const [streams, conns, events] = await Promise.all([
+    const [streams, conns, events, relays] = await Promise.all([
       api("GET", "/api/v1/streams"),
       api("GET", "/api/v1/connections"),
       api("GET", "/api/v1/events?after=" + lastSeq),
+      api("GET", "/api/v1/relays"),
     ]);
     Watch.setPlayback(streams.playback);
     renderStreams(streams.streams);
     renderConnections(conns.connections);
+    renderRelays(relays.relays);
     renderCloses(events.closes);
     lastSeq = events.last_seq;
     status.textContent = "live · updated " + new Date().toLocaleTimeString();
