@@ -405,3 +405,55 @@ fn playback_over_https_with_the_rtmps_certificate() {
     eprintln!("HTTPS: {frames} frames from {flv}, {hls_frames} from {hls}");
     assert!(frames >= 50 && hls_frames >= 50);
 }
+
+#[test]
+fn a_push_to_an_rtmps_upstream_verifies_its_certificate() {
+    let test = "a_push_to_an_rtmps_upstream_verifies_its_certificate";
+    if !tools(test) {
+        return;
+    }
+    let certs = TempDir::new("lifeline-certs");
+    self_signed(certs.path(), "server", "lifeline-upstream");
+    let upstream = Lifeline::start(bin(), &tls_config(certs.path(), "127.0.0.1:0", ""));
+    let target = upstream.rtmps_url("live/cam");
+    let relay = |ca: &str| {
+        format!(
+            "[relay]\nretry_min = \"200ms\"\nretry_max = \"1s\"\n{ca}\
+             [[relay.push]]\napp = \"live\"\nname = \"cam\"\nurl = \"{target}\"\n"
+        )
+    };
+    // Without the upstream's CA: the certificate is refused, and the push backs off.
+    let mut untrusting = Lifeline::start(bin(), &relay(""));
+    let _p1 = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish(&untrusting.url("live/cam"), 20),
+        &untrusting.dir().join("pub.log"),
+    )
+    .unwrap();
+    let refused = untrusting.wait_line(0, Duration::from_secs(15), |l| {
+        l.contains("close conn=") && l.contains("rtmp-push") && l.contains("certificate")
+    });
+    eprintln!("untrusted upstream: {refused:?}");
+    assert!(refused.is_some(), "{}", untrusting.log_text());
+    drop(_p1);
+    drop(untrusting);
+
+    // With it ([relay] ca_file), the stream reaches the upstream over TLS.
+    let ca = format!(
+        "ca_file = \"{}\"\n",
+        certs.path().join("server.pem").display()
+    );
+    let edge = Lifeline::start(bin(), &relay(&ca));
+    let _p2 = ChildGuard::spawn_logged(
+        &mut ffmpeg_publish(&edge.url("live/cam"), 30),
+        &edge.dir().join("pub.log"),
+    )
+    .unwrap();
+    let plain = upstream.url("live/cam");
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut frames = 0;
+    while frames < 50 && Instant::now() < end {
+        frames = frames_of(ffmpeg_play_frames(&plain, 50), Duration::from_secs(10));
+    }
+    eprintln!("{frames} frames at the upstream, pushed over rtmps");
+    assert!(frames >= 50, "{}", edge.log_text());
+}

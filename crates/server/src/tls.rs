@@ -73,6 +73,40 @@ impl TlsStore {
     }
 }
 
+/// The client side for `rtmps://` relays: the system's trusted roots (as the OS keeps them,
+/// e.g. Debian's ca-certificates) and the certificates of `ca_file` for private CAs.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A malformed system certificate is skipped, not fatal: the others still count.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| file_error(path, e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| file_error(path, e))?;
+        if certs.is_empty() {
+            return Err(file_error(path, "no certificate in it"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| file_error(path, e))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|source| TlsError::Rustls {
+            cert: "(client)".into(),
+            key: "(client)".into(),
+            source,
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 fn file_error(path: &Path, why: impl std::fmt::Display) -> TlsError {
     TlsError::File {
         path: path.display().to_string(),

@@ -21,6 +21,8 @@ pub(crate) struct Tls {
     /// The first byte received: plain RTMP begins with its version byte 3, a TLS handshake
     /// record with 22 (rustls would only say "invalid content type").
     first: Option<u8>,
+    /// Our side: the server (RTMPS port) or a client (an `rtmps://` relay).
+    server: bool,
 }
 
 /// What a read turn gave.
@@ -40,6 +42,24 @@ impl Tls {
         Ok(Self {
             conn: conn.into(),
             first: None,
+            server: true,
+        })
+    }
+
+    /// A client side to `host`, whose certificate `config` verifies.
+    pub(crate) fn client(
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> Result<Self, CloseReason> {
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| CloseReason::ProtocolError(format!("TLS: {host:?}: {e}")))?;
+        let mut conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| CloseReason::ProtocolError(format!("TLS: {e}")))?;
+        conn.set_buffer_limit(Some(TLS_BUFFER));
+        Ok(Self {
+            conn: conn.into(),
+            first: None,
+            server: false,
         })
     }
 
@@ -64,11 +84,15 @@ impl Tls {
             Err(e) => {
                 // The alert rustls queued is our last word; the peer may not even read it.
                 let _ = self.conn.write_tls(&mut Sock(stream));
-                return Err(CloseReason::ProtocolError(if self.first == Some(3) {
-                    "plain RTMP sent to the RTMPS port (a TLS ClientHello was expected)".into()
-                } else {
-                    format!("TLS: {e}")
-                }));
+                return Err(CloseReason::ProtocolError(
+                    if self.first == Some(3) && self.server {
+                        "plain RTMP sent to the RTMPS port (a TLS ClientHello was expected)".into()
+                    } else if self.first == Some(3) {
+                        "the upstream answered plain RTMP, not TLS (use rtmp://)".into()
+                    } else {
+                        format!("TLS: {e}")
+                    },
+                ));
             }
         };
         let avail = state.plaintext_bytes_to_read();

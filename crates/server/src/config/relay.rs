@@ -21,6 +21,8 @@ pub struct RelayConfig {
     pub push: Vec<PushRelay>,
     /// `[[relay.pull]]`: streams played from an origin on a local player's demand.
     pub pull: Vec<PullRelay>,
+    /// Extra trusted CA certificates (PEM) for `rtmps://` upstreams, beside the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RelayConfig {
@@ -30,6 +32,7 @@ impl Default for RelayConfig {
             retry_max: Duration::from_secs(30),
             push: Vec::new(),
             pull: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -186,7 +189,7 @@ mod tests {
         let e = push("*", "rtmp://a.rtmp.youtube.com/live2/KEY");
         assert!(e.contains("relay.push") && e.contains("{name}"), "{e}");
         assert!(!e.contains("KEY"), "the key is never printed: {e}");
-        let e = push("cam", "rtmps://h/live/x");
+        let e = push("cam", "rtmpt://h/live/x");
         assert!(e.contains("unknown scheme"), "{e}");
         let e = push("cam", "rtmp://h/live");
         assert!(e.contains("no stream name"), "{e}");

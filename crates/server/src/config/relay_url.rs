@@ -10,6 +10,8 @@ use std::fmt;
 
 /// The port an `rtmp://` URL without one means.
 const DEFAULT_PORT: u16 = 1935;
+/// The port an `rtmps://` URL without one means (what RTMPS ingest services listen on).
+const DEFAULT_TLS_PORT: u16 = 443;
 /// What `{name}` stands for.
 const PLACEHOLDER: &str = "{name}";
 /// What a secret is shown as.
@@ -22,8 +24,8 @@ pub enum UrlError {
     /// No `scheme://` at all.
     #[error("{0:?} is not a URL (expected rtmp://host[:port]/app/{{name}})")]
     NotAUrl(String),
-    /// A scheme other than `rtmp`.
-    #[error("unknown scheme {0:?}: only rtmp:// is supported (no rtmps, rtmpt or rtmpe)")]
+    /// A scheme other than `rtmp` or `rtmps`.
+    #[error("unknown scheme {0:?}: rtmp:// and rtmps:// are supported (not rtmpt or rtmpe)")]
     Scheme(String),
     /// `user:password@` before the host.
     #[error("credentials in the URL are not supported: put the key in the query or the path")]
@@ -49,6 +51,8 @@ pub enum UrlError {
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub struct RelayUrl {
+    /// `rtmps://`: TLS to the upstream, its certificate verified.
+    tls: bool,
     host: String,
     port: u16,
     app: String,
@@ -63,14 +67,21 @@ impl RelayUrl {
         let (scheme, rest) = text
             .split_once("://")
             .ok_or_else(|| UrlError::NotAUrl(text.to_owned()))?;
-        if !scheme.eq_ignore_ascii_case("rtmp") {
-            return Err(UrlError::Scheme(scheme.to_owned()));
-        }
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => false,
+            "rtmps" => true,
+            _ => return Err(UrlError::Scheme(scheme.to_owned())),
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         if authority.contains('@') {
             return Err(UrlError::Credentials);
         }
         let (host, port) = host_port(authority)?;
+        let port = match port {
+            Some(p) => p,
+            None if tls => DEFAULT_TLS_PORT,
+            None => DEFAULT_PORT,
+        };
         let (path, query) = match path.split_once('?') {
             Some((p, q)) => (p, Some(q.to_owned()).filter(|q| !q.is_empty())),
             None => (path, None),
@@ -95,6 +106,7 @@ impl RelayUrl {
             }
         }
         Ok(Self {
+            tls,
             host,
             port,
             app: app.to_owned(),
@@ -108,12 +120,22 @@ impl RelayUrl {
         self.stream.contains(PLACEHOLDER)
     }
 
+    /// Whether the upstream is reached over TLS (`rtmps://`).
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// `rtmp` or `rtmps`.
+    fn scheme(&self) -> &'static str {
+        if self.tls { "rtmps" } else { "rtmp" }
+    }
+
     /// The host (a name or an address), without brackets.
     pub fn host(&self) -> &str {
         &self.host
     }
 
-    /// The port (1935 unless given).
+    /// The port (1935, or 443 for `rtmps://`, unless given).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -125,7 +147,7 @@ impl RelayUrl {
 
     /// `connect`'s `tcUrl`: everything up to and including the application.
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}/{}", self.authority(), self.app)
+        format!("{}://{}/{}", self.scheme(), self.authority(), self.app)
     }
 
     /// What `publish` / `play` asks for when relaying the local stream `name`: the stream part
@@ -149,7 +171,12 @@ impl RelayUrl {
         } else {
             MASK.to_owned()
         };
-        let mut out = format!("rtmp://{}/{}/{stream}", self.authority(), self.app);
+        let mut out = format!(
+            "{}://{}/{}/{stream}",
+            self.scheme(),
+            self.authority(),
+            self.app
+        );
         if let Some(q) = &self.query {
             let masked: Vec<String> = q
                 .split('&')
@@ -187,7 +214,7 @@ impl TryFrom<String> for RelayUrl {
     }
 }
 
-fn host_port(authority: &str) -> Result<(String, u16), UrlError> {
+fn host_port(authority: &str) -> Result<(String, Option<u16>), UrlError> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, rest) = v6.split_once(']').ok_or(UrlError::Host)?;
         match rest {
@@ -205,12 +232,13 @@ fn host_port(authority: &str) -> Result<(String, u16), UrlError> {
         return Err(UrlError::Host);
     }
     let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| UrlError::Port(p.to_owned()))?,
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| UrlError::Port(p.to_owned()))?,
+        ),
     };
     Ok((host.to_owned(), port))
 }
@@ -264,7 +292,13 @@ mod tests {
     fn bad_urls_say_what_is_wrong() {
         let err = |t: &str| RelayUrl::parse(t).unwrap_err();
         assert!(matches!(err("live/{name}"), UrlError::NotAUrl(_)));
-        assert_eq!(err("rtmps://h/live/x"), UrlError::Scheme("rtmps".into()));
+        assert_eq!(err("rtmpt://h/live/x"), UrlError::Scheme("rtmpt".into()));
+        let tls = RelayUrl::parse("rtmps://a.rtmps.youtube.com/live2/KEY").unwrap();
+        assert!(
+            tls.tls() && tls.port() == 443,
+            "rtmps:// defaults to port 443"
+        );
+        assert_eq!(tls.tc_url(), "rtmps://a.rtmps.youtube.com:443/live2");
         assert_eq!(err("http://h/live/x"), UrlError::Scheme("http".into()));
         assert_eq!(err("rtmp://u:p@h/live/x"), UrlError::Credentials);
         assert_eq!(err("rtmp:///live/x"), UrlError::Host);

@@ -108,7 +108,21 @@ pub(super) async fn run(
         Instant::now(),
         deadline,
     );
-    let reason = match crate::driver::drive_over(&socket, None, &mut core).await {
+    let tls = if handle.url.tls() {
+        match deps.tls.as_ref() {
+            Ok(config) => match crate::transport::Tls::client(config.clone(), handle.url.host()) {
+                Ok(t) => Some(t),
+                Err(reason) => return failed(deps, handle, reason, "TLS"),
+            },
+            Err(why) => {
+                let reason = CloseReason::ProtocolError(format!("TLS: {why}"));
+                return failed(deps, handle, reason, "TLS");
+            }
+        }
+    } else {
+        None
+    };
+    let reason = match crate::driver::drive_over(&socket, tls, &mut core).await {
         // The local stream ended because the server is stopping: that is the reason.
         CloseReason::Completed if stop.token.is_cancelled() => stop.reason(),
         reason => reason,

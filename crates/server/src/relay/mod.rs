@@ -50,6 +50,10 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+fn config_ca(config: &Config) -> Option<&std::path::Path> {
+    config.relay.ca_file.as_deref()
+}
+
 /// What relays share with the rest of the server.
 #[derive(Debug)]
 pub(crate) struct RelayDeps {
@@ -61,6 +65,8 @@ pub(crate) struct RelayDeps {
     pub(crate) ids: Arc<AtomicU64>,
     /// Cancelled on shutdown: every relay connection's token is a child of it.
     pub(crate) shutdown: CancellationToken,
+    /// TLS for `rtmps://` upstreams (the system's roots and `[relay] ca_file`), or why not.
+    pub(crate) tls: Result<Arc<rustls::ClientConfig>, String>,
 }
 
 /// Every relay of the server, by local stream.
@@ -84,6 +90,14 @@ impl RelayManager {
         ids: Arc<AtomicU64>,
     ) -> Arc<Self> {
         let shutdown = CancellationToken::new();
+        // The system's roots are read only when some upstream needs them.
+        let wants_tls = config.relay.push.iter().any(|p| p.url.tls())
+            || config.relay.pull.iter().any(|p| p.url.tls());
+        let tls = if wants_tls {
+            crate::tls::client_config(config_ca(&config)).map_err(|e| e.to_string())
+        } else {
+            Err("no rtmps:// upstream is configured".to_owned())
+        };
         Arc::new_cyclic(|me| Self {
             deps: Arc::new(RelayDeps {
                 config,
@@ -92,6 +106,7 @@ impl RelayManager {
                 metrics,
                 ids,
                 shutdown: shutdown.clone(),
+                tls,
             }),
             me: me.clone(),
             shutdown,
