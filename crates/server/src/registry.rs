@@ -103,8 +103,8 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     refusals: Arc<RefusalLog>,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
-    /// Weak: the watcher (the relays) holds the registry, not the other way round.
-    watcher: OnceLock<Weak<dyn StreamWatcher>>,
+    /// Weak: the watchers (the relays, the cluster) hold the registry, not the other way round.
+    watchers: OnceLock<Vec<Weak<dyn StreamWatcher>>>,
 }
 
 fn stream_key(app: &str, name: &str) -> String {
@@ -124,19 +124,28 @@ impl Registry {
             refusals: Arc::new(RefusalLog::new(metrics.clone())),
             metrics,
             streams: Mutex::new(HashMap::new()),
-            watcher: OnceLock::new(),
+            watchers: OnceLock::new(),
         }
     }
 
     /// Tells `watcher` of every change from now on, for as long as it lives (once; later
     /// calls are ignored).
     pub fn set_watcher(&self, watcher: &Arc<dyn StreamWatcher>) {
-        let _ = self.watcher.set(Arc::downgrade(watcher));
+        self.set_watchers(std::slice::from_ref(watcher));
+    }
+
+    /// [`Self::set_watcher`] for several watchers, told in this order.
+    pub fn set_watchers(&self, watchers: &[Arc<dyn StreamWatcher>]) {
+        let _ = self
+            .watchers
+            .set(watchers.iter().map(Arc::downgrade).collect());
     }
 
     fn notify(&self, key: &str, change: StreamChange) {
-        if let Some(w) = self.watcher.get().and_then(Weak::upgrade) {
-            w.changed(key, change);
+        for w in self.watchers.get().into_iter().flatten() {
+            if let Some(w) = w.upgrade() {
+                w.changed(key, change);
+            }
         }
     }
 
@@ -463,11 +472,21 @@ impl Registry {
     /// Removes the publisher of `app/name` (closing its connection with `reason`). The name is
     /// free when this returns. Returns whether there was one.
     pub fn evict_publisher(&self, key: &str, reason: CloseReason) -> bool {
+        self.evict_publisher_if(key, None, reason)
+    }
+
+    /// [`Self::evict_publisher`] only if the publisher is still connection `conn_id` (when
+    /// given): a decision taken about one publisher never evicts its successor.
+    pub fn evict_publisher_if(&self, key: &str, conn_id: Option<u64>, reason: CloseReason) -> bool {
         let Some(stream) = self.map().get(key).cloned() else {
             return false;
         };
         let mut state = stream.lock();
-        let Some(slot) = state.publisher.clone() else {
+        let Some(slot) = state
+            .publisher
+            .clone()
+            .filter(|p| conn_id.is_none_or(|id| p.control.id == id))
+        else {
             return false;
         };
         slot.control.close(reason);

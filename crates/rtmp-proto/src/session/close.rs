@@ -38,6 +38,9 @@ pub enum CloseReason {
     TakenOver,
     /// An operator kicked the connection.
     Kicked,
+    /// A cluster node could not renew its etcd lease in time: it stops its publishers before
+    /// the lease can expire on etcd's side, so another node may take their names.
+    ClusterLeaseLost,
     /// The server is shutting down.
     Shutdown,
     /// A keep-alive HTTP connection stayed idle between requests for too long.
@@ -67,6 +70,7 @@ impl CloseReason {
             Self::Refused(_) => "refused",
             Self::TakenOver => "taken_over",
             Self::Kicked => "kicked",
+            Self::ClusterLeaseLost => "cluster_lease_lost",
             Self::Shutdown => "shutdown",
             Self::IdleTimeout => "idle_timeout",
             Self::SessionExpired => "session_expired",

@@ -5,6 +5,7 @@
 //! exactly [`Config::default`], so the documented defaults and the real ones cannot drift.
 
 mod auth;
+mod cluster;
 mod hooks;
 mod http;
 mod limits;
@@ -18,6 +19,7 @@ mod rtmp;
 mod rtmps;
 
 pub use auth::{AppKeys, AuthConfig};
+pub use cluster::ClusterConfig;
 pub use hooks::HooksConfig;
 pub(crate) use hooks::parse_url;
 pub use http::HttpConfig;
@@ -89,6 +91,8 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// `[relay]`: pushes to and pulls from other RTMP servers.
     pub relay: RelayConfig,
+    /// `[cluster]`: one publisher per name across nodes, through etcd.
+    pub cluster: ClusterConfig,
 }
 
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -136,7 +140,8 @@ impl Config {
         self.playback.validate()?;
         self.auth.validate()?;
         self.hooks.validate()?;
-        self.relay.validate()
+        self.relay.validate()?;
+        self.cluster.validate()
     }
 
     /// The kernel-level liveness every accepted socket gets.
