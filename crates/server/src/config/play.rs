@@ -37,7 +37,7 @@ impl Default for PlayConfig {
             max_lag_drops: 8,
             gop_cache: true,
             gop_cache_max_bytes: 16 << 20,
-            latency_budget: Duration::from_millis(250),
+            latency_budget: Duration::from_millis(300),
             merge_window: None,
         }
     }
@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn the_budget_is_the_default_and_merge_window_overrides_it() {
         let play = PlayConfig::default();
-        assert_eq!(play.merging(), Merging::Budget(Duration::from_millis(250)));
+        assert_eq!(play.merging(), Merging::Budget(Duration::from_millis(300)));
         let fixed = PlayConfig {
             merge_window: Some(Duration::ZERO),
             ..PlayConfig::default()
