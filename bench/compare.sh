@@ -197,11 +197,15 @@ load() { # server publishers players
   n=$((n + 1))
   local port
   port=$(port_of "$1")
-  echo "== $1: $2 publisher(s) x $3 player(s) (load average $(cut -d' ' -f1 /proc/loadavg))"
+  local la
+  la=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== $1: $2 publisher(s) x $3 player(s) (load average $la)"
   local line
   line=$("$gen" load --json --server "$1" --url "rtmp://127.0.0.1:$port/live/bench$n" --flv "$flv" \
     --publishers "$2" --players "$3" --duration "$window" --server-pid "$server_pid") || {
     echo "   load failed"; line="{\"mode\":\"load\",\"server\":\"$1\",\"publishers\":$2,\"players_per_stream\":$3,\"players\":$(($2 * $3)),\"kept_up\":0,\"kept_up_pct\":0}"; }
+  # The 1-min load average as the load started, so a figure can be read against the machine.
+  line="{\"load_avg_1m\":$la,${line#\{}"
   echo "$line" >> "$results"
   echo "   $(echo "$line" | grep -o '"kept_up_pct":[0-9.]*'), $(echo "$line" | grep -o '"server_cpu_pct":[0-9.]*')"
   echo "$line" | grep -q '"kept_up_pct":\(99\.[0-9]*\|100\.0\)'
@@ -236,8 +240,13 @@ for server in "${servers[@]}"; do
   start "$server" 1h
   sleep 1
   echo "== $server: $idle_conns idle connections"
-  "$gen" idle --json --server "$server" --url "rtmp://127.0.0.1:$(port_of "$server")/live/idle" \
-    --connections "$idle_conns" --hold "$window" --server-pid "$server_pid" >> "$results" || echo "   idle failed"
+  la=$(cut -d' ' -f1 /proc/loadavg)
+  if line=$("$gen" idle --json --server "$server" --url "rtmp://127.0.0.1:$(port_of "$server")/live/idle" \
+    --connections "$idle_conns" --hold "$window" --server-pid "$server_pid"); then
+    echo "{\"load_avg_1m\":$la,${line#\{}" >> "$results"
+  else
+    echo "   idle failed"
+  fi
   stop_server
 done
 

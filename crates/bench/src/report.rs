@@ -59,13 +59,13 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
     let mut out = String::new();
 
     out.push_str("### Live loads (600 kbps stream, players on loopback)\n\n");
-    out.push_str("| load | server | players | kept up | kbps/player (mean, min) | lag p50 / p95 / p99 / max ms | server CPU % | server CPU % per Gbit/s | server RSS MiB | generator CPU % |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| load | server | players | kept up | kbps/player (mean, min) | lag p50 / p95 / p99 / max ms | server CPU % | server CPU % per Gbit/s | server RSS MiB | generator CPU % | load avg |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for v in &loads {
         let (p, n) = load_key(v);
         let _ = writeln!(
             out,
-            "| {p} pub × {n} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} / {} | {} | {} | {} | {} |",
+            "| {p} pub × {n} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} / {} | {} | {} | {} | {} | {} |",
             server(v),
             v["players"],
             v["kept_up"],
@@ -77,9 +77,10 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
             num(f(v, "lag_ms_p99"), 0),
             num(f(v, "lag_ms_max"), 0),
             num(f(v, "server_cpu_pct"), 1),
-            num(f(v, "server_cpu_pct_per_gbps"), 0),
+            num(f(v, "server_cpu_pct_per_gbps"), 1),
             num(f(v, "server_rss_kib").map(|k| k / 1024.0), 1),
             num(f(v, "generator_cpu_pct"), 1),
+            num(f(v, "load_avg_1m"), 2),
         );
     }
 
@@ -109,17 +110,18 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
     }
 
     out.push_str("\n### Idle connections (handshake + connect, no stream)\n\n");
-    out.push_str("| server | open | RSS KiB per connection | server CPU % while idle | generator CPU % |\n|---|---:|---:|---:|---:|\n");
+    out.push_str("| server | open | RSS KiB per connection | server CPU % while idle | generator CPU % | load avg |\n|---|---:|---:|---:|---:|---:|\n");
     for v in &idles {
         let _ = writeln!(
             out,
-            "| {} | {} / {} | {} | {} | {} |",
+            "| {} | {} / {} | {} | {} | {} | {} |",
             server(v),
             v["open_at_end"],
             v["connections"],
             num(f(v, "server_rss_kib_per_conn"), 2),
             num(f(v, "server_cpu_pct"), 2),
             num(f(v, "generator_cpu_pct"), 2),
+            num(f(v, "load_avg_1m"), 2),
         );
     }
     let pick = |name: &str| idles.iter().find(|v| server(v) == name);

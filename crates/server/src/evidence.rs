@@ -49,6 +49,19 @@ pub fn peer_check(info: Option<&TcpInfo>, limit: Duration) -> PeerCheck {
     }
 }
 
+/// [`peer_check`] for a viewer that nothing else needs looked at often (an RTMP player: its
+/// stalls are judged by the writer's progress): with nothing in flight, the next look is
+/// `limit` away, not [`PEER_CHECK_EVERY`]. No verdict is later for it than the kernel's own
+/// TCP_USER_TIMEOUT would be: data sent after this look is either answered, or seen in flight
+/// by the next look, which then looks again exactly when the bound is reached (or finds it
+/// passed). A player's task then wakes once per `limit` instead of once a second.
+pub fn peer_check_sparse(info: Option<&TcpInfo>, limit: Duration) -> PeerCheck {
+    match (info, peer_check(info, limit)) {
+        (Some(info), PeerCheck::Again(_)) if info.unacked == 0 => PeerCheck::Again(limit),
+        (_, verdict) => verdict,
+    }
+}
+
 /// A viewer's progress as its peer's kernel reports it: the right edge of the peer's receive
 /// window (bytes acknowledged plus the window it advertises), and when a look first saw it
 /// there. The edge moves only when the peer's application reads; it stops the moment that
@@ -240,6 +253,25 @@ mod tests {
             PeerCheck::Unreachable
         );
         assert_eq!(peer_check(None, LIMIT), PeerCheck::Again(PEER_CHECK_EVERY));
+    }
+
+    #[test]
+    fn a_sparse_check_looks_again_after_the_limit_only_when_nothing_is_in_flight() {
+        assert_eq!(
+            peer_check_sparse(Some(&info(0, 200)), LIMIT),
+            PeerCheck::Again(LIMIT)
+        );
+        for (unacked, ms) in [(3, 9_700), (3, 2_000), (3, 10_000)] {
+            assert_eq!(
+                peer_check_sparse(Some(&info(unacked, ms)), LIMIT),
+                peer_check(Some(&info(unacked, ms)), LIMIT),
+                "data in flight is judged as precisely as ever"
+            );
+        }
+        assert_eq!(
+            peer_check_sparse(None, LIMIT),
+            PeerCheck::Again(PEER_CHECK_EVERY)
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct PlayConfig {
     /// writes; it adds none while the machine has time to spare (see `fanout::budget`).
     #[serde(deserialize_with = "super::duration")]
     pub latency_budget: Duration,
-    /// A fixed merge window instead of the adaptive budget (100ms by default; "0s" writes
+    /// A fixed merge window instead of the adaptive budget (unset by default; "0s" writes
     /// every message at once).
     #[serde(deserialize_with = "opt_duration")]
     pub merge_window: Option<Duration>,
@@ -37,8 +37,8 @@ impl Default for PlayConfig {
             max_lag_drops: 8,
             gop_cache: true,
             gop_cache_max_bytes: 16 << 20,
-            latency_budget: Duration::from_millis(250),
-            merge_window: Some(Duration::from_millis(100)),
+            latency_budget: Duration::from_millis(300),
+            merge_window: None,
         }
     }
 }
@@ -83,5 +83,52 @@ impl PlayConfig {
             return Err(invalid("play.latency_budget", "must be at most 500ms"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_the_default_and_merge_window_overrides_it() {
+        let play = PlayConfig::default();
+        assert_eq!(play.merging(), Merging::Budget(Duration::from_millis(300)));
+        let fixed = PlayConfig {
+            merge_window: Some(Duration::ZERO),
+            ..PlayConfig::default()
+        };
+        assert_eq!(fixed.merging(), Merging::Fixed(Duration::ZERO));
+        assert_eq!(fixed.own_window(), Duration::ZERO);
+        // Viewers not served by the writers keep the budget's shortest window.
+        assert_eq!(play.own_window(), Duration::from_millis(100));
+        let tight = PlayConfig {
+            latency_budget: Duration::from_millis(30),
+            ..PlayConfig::default()
+        };
+        assert_eq!(tight.own_window(), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn windows_beyond_half_a_second_are_refused() {
+        for (play, key) in [
+            (
+                PlayConfig {
+                    merge_window: Some(Duration::from_millis(600)),
+                    ..PlayConfig::default()
+                },
+                "merge_window",
+            ),
+            (
+                PlayConfig {
+                    latency_budget: Duration::from_millis(600),
+                    ..PlayConfig::default()
+                },
+                "latency_budget",
+            ),
+        ] {
+            let err = play.validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 }

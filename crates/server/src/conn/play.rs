@@ -3,7 +3,7 @@
 
 use super::core::{Held, RtmpConn};
 use crate::control::ConnRole;
-use crate::evidence::{Kernel, PEER_CHECK_EVERY, PeerCheck, peer_check};
+use crate::evidence::{Kernel, PEER_CHECK_EVERY, PeerCheck, peer_check_sparse};
 use crate::fanout::{OutQueue, Sink, Viewer};
 use crate::stream::Frame;
 use crate::timers::ConnTimer;
@@ -116,7 +116,7 @@ impl RtmpConn {
     }
 
     /// Kernel evidence: with data in flight and no ACK for `tcp_user_timeout`, the peer's
-    /// host is gone (see [`peer_check`]).
+    /// host is gone (see [`peer_check_sparse`]: a player's stalls are judged by its writes).
     pub(super) fn check_peer(
         &mut self,
         now: Instant,
@@ -129,7 +129,7 @@ impl RtmpConn {
             return Ok(());
         }
         let info = kernel.tcp_info().ok();
-        match peer_check(info.as_ref(), limit) {
+        match peer_check_sparse(info.as_ref(), limit) {
             PeerCheck::Unreachable => {
                 tracing::debug!(
                     conn = self.control.id,

@@ -18,12 +18,14 @@ pub(crate) const IDLE_SHARE: f64 = 0.02;
 const DECIDE_EVERY: Duration = Duration::from_millis(500);
 /// Within this factor of [`IDLE_SHARE`] the window is left alone (no hunting).
 const BAND: f64 = 1.4;
-/// The shortest adaptive window, what an idle writer merges. Not zero: a message-sized write
-/// per message keeps a frozen reader's receive window trickling open (its kernel collapses the
-/// many small buffers), so TCP_USER_TIMEOUT never fires and the dead viewer is found only by
-/// its pings, seconds later (measured with a frozen ffmpeg player: released after 21 s by
-/// ping_timeout with per-message writes and with 40 ms windows, after 14 s by user_timeout with
-/// 100 ms, as before the budget).
+/// The shortest adaptive window, what an idle writer merges. Not shorter, because of how a
+/// frozen reader is found. Its kernel keeps ACKing what fits in its receive window; only once
+/// the window is closed does data stay unacknowledged, and TCP_USER_TIMEOUT counts from there
+/// (the zero-window probes). A player fed message by message grows its receive window as it
+/// reads (measured with ffmpeg on a LAN: 100 KB → 1 MB within seconds), and at a stream's rate
+/// that takes 20 s or more to fill, so only ping_timeout releases it, at 21 s; fed every
+/// 100 ms its window stays at ~100 KB, full in ~3 s, and user_timeout releases it at 14 s
+/// (fault test L8; 60 ms: the same; 40 ms: 180 KB, released at 17 s, close to L8's 20 s bound).
 pub(crate) const MIN_WINDOW: Duration = Duration::from_millis(100);
 
 /// A writer's merge window, decided from its measured load.

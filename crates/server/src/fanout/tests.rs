@@ -185,12 +185,25 @@ fn one_write_per_window_for_everything_since_the_viewers_place() {
     assert_eq!(a.writes(), 2, "one write for the window");
     assert_eq!(a.take_marks(), vec![2, 3]);
     assert_eq!(b.take_marks(), vec![2, 3]);
-    assert_eq!(rig.run(150), None, "nothing new: no wake-up");
     rig.publish(video(4, false));
-    rig.run(230);
+    assert_eq!(
+        rig.run(150),
+        Some(rig.at(200)),
+        "the cadence goes on: the next message waits for the tick"
+    );
+    assert!(a.take_marks().is_empty());
+    rig.run(200);
+    assert_eq!(a.take_marks(), vec![4]);
+    assert_eq!(
+        rig.run(300),
+        None,
+        "a tick that found nothing: no more wake-ups"
+    );
+    rig.publish(video(5, false));
+    rig.run(330);
     assert_eq!(
         a.take_marks(),
-        vec![4],
+        vec![5],
         "after a pause the first message goes at once"
     );
 }
@@ -350,4 +363,30 @@ fn a_late_viewer_starts_at_its_own_place_and_a_gone_one_is_let_go() {
     drop(vb);
     rig.run(20);
     assert_eq!(rig.writer.seats(), 0);
+}
+
+#[test]
+fn messages_inside_a_window_wake_the_writer_once_not_per_message() {
+    let mut rig = Rig::new(Config::default(), fixed(100));
+    let a = Sock::open();
+    let _va = rig.viewer(&a, 0);
+    rig.publish(video(1, true));
+    rig.run(0);
+    let inbox = rig.shards.inbox(0);
+    // The writer ticks at 100 ms: messages before then only mark the stream.
+    rig.publish(video(2, false));
+    rig.publish(video(3, false));
+    assert!(inbox.take().2.is_empty(), "no wake-up before the tick");
+    rig.run(100);
+    assert_eq!(a.take_marks(), vec![1, 2, 3]);
+    // The tick at 200 finds nothing and stops the cadence: the next message wakes it again.
+    assert_eq!(rig.run(200), None);
+    rig.publish(video(4, false));
+    assert_eq!(
+        inbox.take().2.len(),
+        1,
+        "a stream with no tick coming wakes the writer"
+    );
+    rig.run(210);
+    assert_eq!(a.take_marks(), vec![4]);
 }

@@ -46,17 +46,24 @@ impl Target for tokio::net::TcpStream {
     }
 }
 
-/// Tells the writer that a group's stream sent events (at most once per drain).
+/// Tells the writer that a group's stream sent events: at most once per drain, and not at all
+/// while the writer has a tick for the group coming (it drains the group then), so a stream's
+/// messages wake each writer once per merge window, not once per message.
 #[derive(Debug)]
 pub(super) struct GroupWatch {
     key: usize,
+    /// Events were sent since the last drain.
     dirty: AtomicBool,
+    /// The writer will look at the group at its next tick anyway.
+    ticking: AtomicBool,
     inbox: Arc<Inbox>,
 }
 
 impl Watcher for GroupWatch {
     fn wake(&self) {
-        if !self.dirty.swap(true, Ordering::AcqRel) {
+        // SeqCst pairs with the writer's store of `ticking` then load of `dirty` (see
+        // `Writer::run`): one of the two sides always sees the other.
+        if !self.dirty.swap(true, Ordering::SeqCst) && !self.ticking.load(Ordering::SeqCst) {
             self.inbox.group_changed(self.key);
         }
     }
@@ -150,22 +157,21 @@ impl Writer {
 
     /// Takes what the inbox gathered, writes what is due at `now`; returns when to run next.
     pub(crate) fn run(&mut self, now: Instant) -> Option<Instant> {
-        let (seats, links, groups) = self.inbox.take();
+        // The groups woken are found by their flags, with those that waited for this tick.
+        let (seats, links, _woken) = self.inbox.take();
         for seat in seats {
             self.seat(seat, now);
         }
         for link in links {
             self.link_changed(&link);
         }
-        for key in groups {
-            if let Some(g) = self.groups.get_mut(&key) {
-                drain(g);
-            }
-        }
         let window = self.budget.window();
         let mut next: Option<Instant> = None;
         let mut emptied = Vec::new();
         for (key, g) in &mut self.groups {
+            if g.watch.dirty.load(Ordering::SeqCst) {
+                drain(g);
+            }
             let due = window.is_zero() || now >= g.next_write;
             let mut wrote = false;
             let mut waiting = false;
@@ -191,8 +197,18 @@ impl Writer {
             }
             if wrote && due {
                 g.next_write = now + window;
+                // Keep the cadence one more window: the stream's next messages are gathered
+                // by that tick instead of each waking the writer. A tick that finds nothing
+                // stops it, so a paused stream costs nothing.
+                waiting |= !window.is_zero();
             }
             trim(g, self.config.log_max);
+            let ticking = waiting && !window.is_zero() && !g.seats.is_empty();
+            g.watch.ticking.store(ticking, Ordering::SeqCst);
+            if !ticking && g.watch.dirty.load(Ordering::SeqCst) {
+                // Events came after the drain while the stream thought a tick was coming.
+                next = Some(now);
+            }
             if g.seats.is_empty() {
                 emptied.push(*key);
             } else if waiting {
@@ -232,6 +248,7 @@ impl Writer {
             let watch = Arc::new(GroupWatch {
                 key,
                 dirty: AtomicBool::new(true),
+                ticking: AtomicBool::new(false),
                 inbox: self.inbox.clone(),
             });
             stream.watch(watch.clone());
@@ -283,7 +300,7 @@ impl Writer {
 
 /// Takes the stream's new events off the ring into the log.
 fn drain(g: &mut Group) {
-    g.watch.dirty.store(false, Ordering::Release);
+    g.watch.dirty.store(false, Ordering::SeqCst);
     loop {
         match g.rx.try_recv() {
             Ok(ev) => g.log.push_back(ev),
