@@ -10,6 +10,7 @@
 mod access;
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod control;

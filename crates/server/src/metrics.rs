@@ -36,6 +36,13 @@ pub struct StateLabels {
     pub state: &'static str,
 }
 
+/// The `outcome` label of a cross-node challenge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `kept` or `released` (asked of us), `granted`, `refused` (asked by us).
+    pub outcome: &'static str,
+}
+
 type HistogramFamily = Family<ReasonLabels, Histogram, fn() -> Histogram>;
 
 /// The `protocol` label.
@@ -84,6 +91,10 @@ pub struct Metrics {
     refusals: Family<ReasonLabels, Counter>,
     relays: Family<StateLabels, Gauge>,
     relay_closes: Family<ReasonLabels, Counter>,
+    cluster_renewals: Counter,
+    cluster_renewal_failures: Counter,
+    cluster_leases_lost: Counter,
+    cluster_challenges: Family<OutcomeLabels, Counter>,
     /// Bytes of connections that have ended (live ones are added at scrape time).
     closed_bytes_in: AtomicU64,
     closed_bytes_out: AtomicU64,
@@ -178,10 +189,38 @@ impl Metrics {
             "Relay connection attempts ended, by close reason",
             relay_closes.clone(),
         );
+        let cluster_renewals = Counter::default();
+        let cluster_renewal_failures = Counter::default();
+        let cluster_leases_lost = Counter::default();
+        let cluster_challenges = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "cluster_lease_renewals",
+            "etcd lease renewals acknowledged ([cluster])",
+            cluster_renewals.clone(),
+        );
+        registry.register(
+            "cluster_lease_renewal_failures",
+            "etcd lease renewals that failed or timed out ([cluster])",
+            cluster_renewal_failures.clone(),
+        );
+        registry.register(
+            "cluster_leases_lost",
+            "Leases given up unrenewed: the node stopped its publishers (cluster_lease_lost)",
+            cluster_leases_lost.clone(),
+        );
+        registry.register(
+            "cluster_challenges",
+            "Cross-node challenges, by outcome (kept/released: asked of this node; granted/refused: asked by it)",
+            cluster_challenges.clone(),
+        );
         Self {
             registry,
             relays,
             relay_closes,
+            cluster_renewals,
+            cluster_renewal_failures,
+            cluster_leases_lost,
+            cluster_challenges,
             connections,
             viewers,
             viewer_closes,
@@ -259,6 +298,32 @@ impl Metrics {
                 .get_or_create(&StateLabels { state })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// An etcd lease renewal was acknowledged (`ok`) or failed.
+    pub fn record_lease_renewal(&self, ok: bool) {
+        if ok {
+            self.cluster_renewals.inc();
+        } else {
+            self.cluster_renewal_failures.inc();
+        }
+    }
+
+    /// The node gave up its lease unrenewed and stopped its publishers.
+    pub fn record_lease_lost(&self) {
+        self.cluster_leases_lost.inc();
+    }
+
+    /// Leases lost so far.
+    pub fn leases_lost(&self) -> u64 {
+        self.cluster_leases_lost.get()
+    }
+
+    /// A cross-node challenge ended with `outcome`.
+    pub fn record_cluster_challenge(&self, outcome: &'static str) {
+        self.cluster_challenges
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// A publisher lost its name to a newcomer.

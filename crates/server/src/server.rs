@@ -108,6 +108,9 @@ impl Server {
     /// (reason Shutdown) and waits for them, at most [`SHUTDOWN_GRACE`].
     pub async fn run(self) {
         self.shared.fanout.spawn(self.shutdown.clone());
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.start();
+        }
         let refusals = self.shared.registry.refusal_log().clone();
         let accepting = Arc::new(Accepting {
             limits: AcceptLimits::new(&self.shared.config.limits, refusals.clone()),
@@ -173,6 +176,10 @@ impl Server {
         };
         if tokio::time::timeout(SHUTDOWN_GRACE, closed).await.is_err() {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
+        // Our names are free at once for the other nodes (rather than at the lease's expiry).
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.leave().await;
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Shared {
     pub sessions: HlsSessions,
     /// Pushes and pulls (`[relay]`).
     pub relays: Arc<RelayManager>,
+    /// The cluster side (`[cluster]` on), started with the server.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The next connection (or session) id; relay connections draw theirs here too.
     next_id: Arc<AtomicU64>,
     /// The certificate for RTMPS and HTTPS playback, when configured (reloadable).
@@ -64,7 +66,13 @@ impl Shared {
             metrics.clone(),
             next_id.clone(),
         );
-        if config.relay.any() {
+        let cluster = config.cluster.enabled().then(|| {
+            crate::cluster::Cluster::new(config.clone(), registry.clone(), metrics.clone())
+        });
+        if let Some(c) = &cluster {
+            relays.set_cluster(c);
+        }
+        if config.relay.any() || cluster.is_some() {
             let watcher: Arc<dyn crate::registry::StreamWatcher> = relays.clone();
             registry.set_watcher(&watcher);
         }
@@ -77,6 +85,7 @@ impl Shared {
             config,
             sessions: HlsSessions::default(),
             relays,
+            cluster,
             next_id,
             playback_addr: std::sync::OnceLock::new(),
             tls: std::sync::OnceLock::new(),

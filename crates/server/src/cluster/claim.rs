@@ -188,6 +188,7 @@ impl Asking {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }

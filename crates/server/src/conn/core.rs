@@ -59,6 +59,25 @@ pub(super) enum Waiting {
     Hook(PendingHook),
     /// The verdict of the challenge of the name's incumbent (deadline: `Challenge`).
     Challenge(ChallengeTicket),
+    /// `[cluster]`: the claim of the name in etcd (bounded by the cluster's own deadlines).
+    Cluster(PendingClaim),
+}
+
+/// A publish waiting for its claim in etcd.
+#[derive(Debug)]
+pub(crate) struct PendingClaim {
+    pub(super) name: String,
+    pub(super) claim: crate::cluster::ClaimRef,
+    pub(super) answer: tokio::sync::oneshot::Receiver<Result<u64, crate::cluster::Refusal>>,
+}
+
+impl PendingClaim {
+    /// Resolves with the claim's outcome (for the driver to await).
+    pub(crate) async fn answer(&mut self) -> Result<u64, crate::cluster::Refusal> {
+        (&mut self.answer).await.unwrap_or_else(|_| {
+            Err(crate::cluster::Refusal::Unavailable("the claim was abandoned".to_owned()))
+        })
+    }
 }
 
 /// What the connection did, for its close log, hook notifications and the admin API.
@@ -94,6 +113,8 @@ pub(crate) struct RtmpConn {
     pub(super) record: Record,
     /// The viewer just attached goes to a fan-out writer once the driver shares the socket.
     pub(super) handoff: bool,
+    /// `[cluster]`: the claim of the name this connection publishes (or asks for).
+    pub(super) cluster_claim: Option<crate::cluster::ClaimRef>,
 }
 
 impl RtmpConn {
@@ -113,6 +134,7 @@ impl RtmpConn {
             waiting: Waiting::Nothing,
             closing: None,
             handoff: false,
+            cluster_claim: None,
             record: Record {
                 stream_key: None,
                 stream_name: None,
@@ -350,6 +372,12 @@ impl RtmpConn {
     pub(super) fn release(&mut self) -> (bool, bool) {
         let held = std::mem::replace(&mut self.held, Held::Nothing);
         self.timers.stop(ConnTimer::PeerCheck);
+        if matches!(held, Held::Name(_)) {
+            // After the registry let go of the name (the guard above): the claim may go.
+            drop(held);
+            self.cluster_claim = None;
+            return (true, false);
+        }
         (
             matches!(held, Held::Name(_)),
             matches!(held, Held::Stream(_) | Held::Seated(_)),

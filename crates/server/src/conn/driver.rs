@@ -2,7 +2,7 @@
 //! fan-out message, a hook's answer, a newcomer's challenge, evidence that the incumbent we
 //! challenge is gone), and the entry point the accept loop spawns.
 
-use super::core::{Held, RtmpConn, Waiting};
+use super::core::{Held, PendingClaim, RtmpConn, Waiting};
 use crate::access::PendingHook;
 use crate::auth::Denial;
 use crate::control::{ConnControl, LentSocket};
@@ -49,6 +49,8 @@ pub(crate) enum Outside {
     IncumbentGone,
     /// The decision hook answered.
     Hook(Result<(), Denial>),
+    /// `[cluster]`: the claim of the name in etcd is held (in this lease epoch) or refused.
+    Cluster(Result<u64, crate::cluster::Refusal>),
     /// A fan-out message (or a lag).
     Fanout(Result<StreamEvent, RecvError>),
     /// The fan-out writer serving our viewer has news (an end, a full socket, a publisher
@@ -133,16 +135,18 @@ impl ConnCore for RtmpConn {
             Held::Seated(s) => (None, Some(&*s)),
             _ => (None, None),
         };
-        let (hook, challenge) = match waiting {
-            Waiting::Nothing => (None, None),
-            Waiting::Hook(h) => (Some(h), None),
-            Waiting::Challenge(t) => (None, Some(&*t)),
+        let (hook, challenge, claim) = match waiting {
+            Waiting::Nothing => (None, None, None),
+            Waiting::Hook(h) => (Some(h), None, None),
+            Waiting::Challenge(t) => (None, Some(&*t), None),
+            Waiting::Cluster(c) => (None, None, Some(c)),
         };
         tokio::select! {
             biased;
             () = control.challenged(), if publisher => Outside::Challenged,
             () = maybe(challenge.map(|t| t.dead_evidence())) => Outside::IncumbentGone,
             v = maybe(hook.map(PendingHook::answer)) => Outside::Hook(v),
+            v = maybe(claim.map(PendingClaim::answer)) => Outside::Cluster(v),
             ev = maybe(viewer.map(Viewer::recv)) => Outside::Fanout(ev),
             () = maybe(seated.map(Seated::changed)) => Outside::Writer,
         }
@@ -153,6 +157,7 @@ impl ConnCore for RtmpConn {
             Outside::Challenged => self.on_challenged(now),
             Outside::IncumbentGone => self.on_incumbent_gone(now),
             Outside::Hook(verdict) => self.hook_answered(now, verdict),
+            Outside::Cluster(verdict) => self.cluster_answered(now, verdict),
             Outside::Fanout(ev) => return self.on_stream_event(now, ev),
             Outside::Writer => return self.on_writer(now),
         }

@@ -1,7 +1,7 @@
 //! The publisher's side of a connection: claiming the name, a newcomer's challenge of us (and
 //! our kernel evidence), our challenge of an incumbent, and refusals.
 
-use super::core::{Held, Publishing, RtmpConn, Waiting};
+use super::core::{Held, PendingClaim, Publishing, RtmpConn, Waiting};
 use crate::control::ConnRole;
 use crate::evidence::{Kernel, host_gone_since_challenge};
 use crate::limits::LimitKey;
@@ -16,8 +16,57 @@ use std::time::{Duration, Instant};
 const CHALLENGE_EVIDENCE_AFTER: Duration = Duration::from_millis(300);
 
 impl RtmpConn {
-    /// Claims the name (authorised by key and hook already).
+    /// Claims the name (authorised by key and hook already): in etcd first when in a cluster
+    /// (one publisher per name across the nodes), then in the local registry.
     pub(super) fn on_publish(&mut self, name: &str, now: Instant) {
+        if let Some(cluster) = self.shared.cluster.clone() {
+            let key = format!("{}/{name}", self.session.app());
+            let (claim, answer) = cluster.claim(&key);
+            self.waiting = Waiting::Cluster(PendingClaim {
+                name: name.to_owned(),
+                claim,
+                answer,
+            });
+            return;
+        }
+        self.publish_locally(name, now);
+    }
+
+    /// The cluster answered our claim.
+    pub(crate) fn cluster_answered(
+        &mut self,
+        now: Instant,
+        verdict: Result<u64, crate::cluster::Refusal>,
+    ) {
+        let Waiting::Cluster(pending) = std::mem::replace(&mut self.waiting, Waiting::Nothing)
+        else {
+            return;
+        };
+        match verdict {
+            Ok(epoch) => {
+                pending.claim.granted(epoch);
+                // A claim of an earlier request (the same connection publishing again) goes
+                // after the new one is counted.
+                self.cluster_claim = Some(pending.claim);
+                self.publish_locally(&pending.name, now);
+                // The lease may have been fenced between the claim and the registry: a
+                // publisher granted after the fence's sweep stops here.
+                if matches!(self.held, Held::Name(_))
+                    && !self.cluster_claim.as_ref().is_some_and(crate::cluster::ClaimRef::valid)
+                {
+                    self.control.close(CloseReason::ClusterLeaseLost);
+                }
+            }
+            Err(refusal) => {
+                tracing::info!(conn = self.control.id, peer = %self.control.peer, "publish refused: {refusal}");
+                self.session.reject_publish(&refusal.to_string());
+                self.close_after_refusal(CloseReason::Refused(refusal.to_string()), now);
+            }
+        }
+        self.settle(now);
+    }
+
+    fn publish_locally(&mut self, name: &str, now: Instant) {
         let app = self.session.app().to_owned();
         match self.shared.registry.publish(&app, name, &self.control, now) {
             PublishOutcome::Granted(guard) => self.publish_granted(guard, now),

@@ -64,7 +64,8 @@ pub(super) async fn run(
 ) -> CloseReason {
     let started = Instant::now();
     let deadline = started + deps.config.liveness.handshake_timeout;
-    let connect = connect(handle.url.host(), handle.url.port());
+    let url = handle.url();
+    let connect = connect(url.host(), url.port());
     let stream = tokio::select! {
         biased;
         () = stop.token.cancelled() => return failed(deps, handle, stop.reason(), "stopped while connecting"),
@@ -88,7 +89,7 @@ pub(super) async fn run(
     }
     let peer = stream
         .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], handle.url.port())));
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], handle.url().port())));
     let id = deps.ids.fetch_add(1, Ordering::Relaxed);
     let control = Arc::new(ConnControl::speaking(
         handle.kind.protocol(),
@@ -108,9 +109,9 @@ pub(super) async fn run(
         Instant::now(),
         deadline,
     );
-    let tls = if handle.url.tls() {
+    let tls = if handle.url().tls() {
         match deps.tls.as_ref() {
-            Ok(config) => match crate::transport::Tls::client(config.clone(), handle.url.host()) {
+            Ok(config) => match crate::transport::Tls::client(config.clone(), handle.url().host()) {
                 Ok(t) => Some(t),
                 Err(reason) => return failed(deps, handle, reason, "TLS"),
             },

@@ -69,7 +69,7 @@ impl RelayConn {
         setup_deadline: Instant,
     ) -> Self {
         let config = &deps.config;
-        let url = &handle.url;
+        let url = &handle.url();
         let mut cc = ClientConfig::new(url.app(), url.tc_url());
         cc.chunk_size = config.rtmp.chunk_size;
         cc.reader_limits = rtmp_proto::chunk::ReaderLimits {

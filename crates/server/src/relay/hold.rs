@@ -47,15 +47,15 @@ pub(crate) fn claim(
     now: Instant,
 ) -> Claim {
     // The origin's address when the URL names one; a host name is resolved per connection.
-    let ip = handle
-        .url
+    let url = handle.url();
+    let ip = url
         .host()
         .parse::<IpAddr>()
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let holder = Arc::new(ConnControl::speaking(
         Protocol::RtmpPull,
         deps.ids.fetch_add(1, Ordering::Relaxed),
-        SocketAddr::new(ip, handle.url.port()),
+        SocketAddr::new(ip, url.port()),
         cancel,
     ));
     let outcome = deps

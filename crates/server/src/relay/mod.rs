@@ -78,7 +78,14 @@ pub struct RelayManager {
     tracker: TaskTracker,
     relays: Mutex<HashMap<String, Vec<Arc<RelayHandle>>>>,
     next_id: AtomicU64,
+    /// `[cluster]`: a player's name owned by another node is pulled from it.
+    cluster: std::sync::OnceLock<Weak<crate::cluster::Cluster>>,
 }
+
+/// The entry number of a pull from the name's owner in the cluster (no `[[relay.pull]]`).
+pub(crate) const CLUSTER_ENTRY: usize = usize::MAX;
+/// A cluster pull outlives its last player this long.
+const CLUSTER_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl RelayManager {
     /// A manager for `config`'s relays; nothing runs until the registry reports a stream.
@@ -113,7 +120,19 @@ impl RelayManager {
             tracker: TaskTracker::new(),
             relays: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Pulls names another node of `cluster` owns for local players, following their owner.
+    pub fn set_cluster(self: &Arc<Self>, cluster: &Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(Arc::downgrade(cluster));
+        let follower: Arc<dyn crate::cluster::OwnerFollower> = self.clone();
+        cluster.set_follower(&follower);
+    }
+
+    fn cluster(&self) -> Option<Arc<crate::cluster::Cluster>> {
+        self.cluster.get().and_then(Weak::upgrade)
     }
 
     /// Every relay, by id.
@@ -229,6 +248,9 @@ impl RelayManager {
         let r = &self.deps.config.relay;
         let (url, idle_after) = match kind {
             RelayKind::Push => (r.push.get(entry)?.url.clone(), std::time::Duration::ZERO),
+            RelayKind::Pull if entry == CLUSTER_ENTRY => {
+                (self.cluster()?.pull_url(key)?, CLUSTER_IDLE_AFTER)
+            }
             RelayKind::Pull => {
                 let p = r.pull.get(entry)?;
                 (p.url.clone(), p.idle_after)
@@ -280,7 +302,12 @@ impl StreamWatcher for RelayManager {
             // A viewer comes to a name nobody publishes, or the local publisher of a watched
             // name left: the origin may have it.
             StreamChange::PlayerJoining | StreamChange::Unpublished => {
-                if let Some((i, _)) = config.pull_for(app) {
+                let entry = config.pull_for(app).map(|(i, _)| i).or_else(|| {
+                    self.cluster()
+                        .and_then(|c| c.remote_owner(key))
+                        .map(|_| CLUSTER_ENTRY)
+                });
+                if let Some(i) = entry {
                     let local = self.local(key);
                     let watched = change == StreamChange::PlayerJoining || local.players > 0;
                     if watched && local.holder == Holder::Nobody {
@@ -295,7 +322,13 @@ impl StreamWatcher for RelayManager {
         }
         relays.retain(|_, list| !list.is_empty());
         drop(relays);
-        // After the lock: a claim is a publish, which the registry reports back here.
+        self.claim_for(key, claim_for);
+    }
+}
+
+impl RelayManager {
+    /// After the lock: a claim is a publish, which the registry reports back to the watcher.
+    fn claim_for(&self, key: &str, claim_for: Option<Arc<RelayHandle>>) {
         if let Some(h) = claim_for.filter(|h| !h.holds_current()) {
             match hold::claim(&self.deps, &h, self.shutdown.child_token(), Instant::now()) {
                 hold::Claim::Held(held) => h.put_hold(Some(held)),
@@ -305,5 +338,41 @@ impl StreamWatcher for RelayManager {
                 }
             }
         }
+    }
+}
+
+impl crate::cluster::OwnerFollower for RelayManager {
+    fn owner_changed(&self, key: &str, owner: Option<&crate::cluster::ClaimValue>) {
+        // The owner went: the pull stays where it is until another node claims the name.
+        if owner.is_none() {
+            return;
+        }
+        let Some(cluster) = self.cluster() else { return };
+        let Some(url) = cluster.pull_url(key) else { return };
+        let mut relays = lock(&self.relays);
+        let running = relays
+            .get(key)
+            .and_then(|l| l.iter().find(|h| h.kind == RelayKind::Pull && h.entry == CLUSTER_ENTRY))
+            .cloned();
+        let mut claim_for = None;
+        match running {
+            Some(h) => {
+                if h.retarget(url) {
+                    tracing::info!(relay = h.id, stream = %key, url = %h.masked_url(), "cluster: the name's owner moved");
+                }
+            }
+            None => {
+                // Players here wait for a name nobody published: its owner is there now.
+                let local = self.local(key);
+                let pulled_by_config = key
+                    .split_once('/')
+                    .is_some_and(|(app, _)| self.deps.config.relay.pull_for(app).is_some());
+                if !pulled_by_config && local.players > 0 && local.holder == Holder::Nobody {
+                    claim_for = self.ensure(&mut relays, key, RelayKind::Pull, CLUSTER_ENTRY);
+                }
+            }
+        }
+        drop(relays);
+        self.claim_for(key, claim_for);
     }
 }

@@ -62,7 +62,10 @@ pub(crate) struct RelayHandle {
     pub(crate) app: String,
     pub(crate) name: String,
     pub(crate) key: String,
-    pub(crate) url: RelayUrl,
+    /// Where it connects (a cluster pull follows its name's owner: see [`Self::retarget`]).
+    url: Mutex<RelayUrl>,
+    /// The URL changed: the current connection is to end and the next go to the new one.
+    moved: std::sync::atomic::AtomicBool,
     /// For a pull: how long it outlives its last player.
     pub(crate) idle_after: Duration,
     /// The registry changed something about the local stream: look again.
@@ -128,7 +131,8 @@ impl RelayHandle {
             app: app.to_owned(),
             name: name.to_owned(),
             key: key.to_owned(),
-            url,
+            url: Mutex::new(url),
+            moved: std::sync::atomic::AtomicBool::new(false),
             idle_after,
             poke: Notify::new(),
             inner: Mutex::new(Inner {
@@ -170,7 +174,31 @@ impl RelayHandle {
 
     /// The upstream URL for this stream, keys masked.
     pub(crate) fn masked_url(&self) -> String {
-        self.url.masked(Some(&self.name))
+        self.url().masked(Some(&self.name))
+    }
+
+    /// Where it connects now.
+    pub(crate) fn url(&self) -> RelayUrl {
+        lock(&self.url).clone()
+    }
+
+    /// Connects to `url` from now on (a cluster pull whose name moved to another node); the
+    /// current connection, if any, is ended by the supervisor. Returns whether it changed.
+    pub(crate) fn retarget(&self, url: RelayUrl) -> bool {
+        let mut cur = lock(&self.url);
+        if *cur == url {
+            return false;
+        }
+        *cur = url;
+        drop(cur);
+        self.moved.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.poke();
+        true
+    }
+
+    /// Whether the URL changed since last asked.
+    pub(crate) fn take_moved(&self) -> bool {
+        self.moved.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wakes the supervisor to look at the local stream again (a stored permit if it is busy).

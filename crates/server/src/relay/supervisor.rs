@@ -48,6 +48,7 @@ pub(super) async fn supervise(manager: Arc<RelayManager>, handle: Arc<RelayHandl
         let stop = Stop::new(&shutdown);
         let attempt = attempt::run(&manager.deps, &handle, &stop);
         tokio::pin!(attempt);
+        let mut moved = false;
         let reason = loop {
             tokio::select! {
                 reason = &mut attempt => break reason,
@@ -57,10 +58,20 @@ pub(super) async fn supervise(manager: Arc<RelayManager>, handle: Arc<RelayHandl
             want = manager.wants(&handle, &mut idle, Instant::now());
             if let Want::Stop(reason) = &want {
                 stop.stop(reason.clone());
+            } else if handle.take_moved() {
+                // A cluster pull's name moved to another node: reconnect there (the local
+                // name stays held meanwhile, so the players keep waiting on a live stream).
+                tracing::info!(relay = handle.id, stream = %handle.key, url = %handle.masked_url(), "the name moved: the pull follows it");
+                stop.stop(rtmp_proto::session::CloseReason::TakenOver);
+                moved = true;
             }
         };
         let now = Instant::now();
-        let wait = handle.ended(&reason, now, &mut jitter);
+        let mut wait = handle.ended(&reason, now, &mut jitter);
+        if moved {
+            // Not a failure: the new owner is there now (one move per etcd event, no spin).
+            wait = std::time::Duration::ZERO;
+        }
         if shutdown.is_cancelled() {
             return manager.remove(&handle);
         }
