@@ -190,7 +190,8 @@ impl Cluster {
     /// node owns it.
     pub fn pull_url(&self, key: &str) -> Option<RelayUrl> {
         let owner = self.remote_owner(key)?;
-        RelayUrl::parse(&format!("{}/{key}", owner.advertise)).ok()
+        let (app, _) = key.split_once('/')?;
+        RelayUrl::parse(&format!("{}/{app}/{{name}}", owner.advertise)).ok()
     }
 
     // ---- claims: the newcomer's side ----
@@ -600,7 +601,10 @@ impl Cluster {
 
     /// Node `from` asks us to challenge our publisher of `key`.
     fn challenged(&self, key: &str, from: &str) {
-        if !lock(&self.answering).insert(key.to_owned()) {
+        // Only the owner answers (every node sees every challenge key).
+        let ours = lock(&self.claims).get(key).is_some_and(|c| c.held.is_some())
+            || lock(&self.view).owners.get(key).is_some_and(|v| v.node == self.node);
+        if !ours || !lock(&self.answering).insert(key.to_owned()) {
             return;
         }
         let Some(me) = self.me.upgrade() else { return };
