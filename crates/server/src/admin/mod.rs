@@ -60,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/relays", get(relays::relays))
+        .route("/api/v1/cluster", get(relays::cluster))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))

@@ -247,3 +247,34 @@ async fn lists_relays_with_keys_masked() {
     }
     s.relays.shutdown();
 }
+
+#[tokio::test]
+async fn cluster_view() {
+    let s = shared(None);
+    let (status, body) = call(&s, "GET", "/api/v1/cluster", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["enabled"], false);
+    // On, but etcd unreachable (nothing listens on port 1): no lease, nothing owned yet.
+    let config = Config::from_toml(
+        "[cluster]\netcd = [\"http://127.0.0.1:1\"]\nnode = \"n1\"\n\
+         advertise = \"rtmp://192.0.2.1:1935\"\n",
+    )
+    .unwrap();
+    let s = Shared::new(Arc::new(config));
+    let (status, body) = call(&s, "GET", "/api/v1/cluster", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json(&body);
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["node"], "n1");
+    assert_eq!(v["advertise"], "rtmp://192.0.2.1:1935");
+    assert!(v["lease"].is_null(), "{v}");
+    assert!(v["nodes"].as_array().unwrap().is_empty());
+    assert!(v["streams"].as_array().unwrap().is_empty());
+    let (_, metrics) = call(&s, "GET", "/metrics", None).await;
+    for m in [
+        "lifeline_cluster_lease_renewals_total",
+        "lifeline_cluster_leases_lost_total",
+    ] {
+        assert!(metrics.contains(m), "{m} in\n{metrics}");
+    }
+}

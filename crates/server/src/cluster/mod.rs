@@ -346,9 +346,12 @@ impl Cluster {
             c.refs = c.refs.saturating_sub(1);
             c.refs == 0
         };
-        if last && let Some(me) = self.me.upgrade() {
+        if last
+            && let Some(me) = self.me.upgrade()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
             let key = key.to_owned();
-            tokio::spawn(async move { me.release(&key).await });
+            rt.spawn(async move { me.release(&key).await });
         }
     }
 
@@ -391,6 +394,8 @@ impl Cluster {
 
     async fn keep_lease(self: Arc<Self>) {
         let ttl = self.config.cluster.lease_ttl;
+        // Renewals failed in a row (etcd away), for the log line when it is back.
+        let mut failing: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let step = lock(&self.keeper).poll(now);
@@ -418,6 +423,12 @@ impl Cluster {
                         Ok(ttl) if ttl > 0 => {
                             self.metrics.record_lease_renewal(true);
                             lock(&self.keeper).renewed(id, now);
+                            if let Some(since) = failing.take() {
+                                tracing::info!(
+                                    lease = id, failing_ms = since.elapsed().as_millis(),
+                                    "cluster: lease renewed again (etcd is back)"
+                                );
+                            }
                         }
                         Ok(_) => {
                             tracing::warn!(lease = id, "cluster: etcd no longer has our lease");
@@ -425,13 +436,19 @@ impl Cluster {
                             lock(&self.keeper).gone(id, Instant::now());
                         }
                         Err(e) => {
-                            tracing::debug!(lease = id, "cluster: renewal failed: {e}");
+                            if failing.is_none() {
+                                tracing::warn!(lease = id, "cluster: renewal failed: {e}");
+                            }
+                            failing.get_or_insert(now);
                             self.metrics.record_lease_renewal(false);
                             lock(&self.keeper).renew_failed(Instant::now());
                         }
                     }
                 }
-                Step::Fence(id) => self.fence(id),
+                Step::Fence(id) => {
+                    failing = None;
+                    self.fence(id);
+                }
                 Step::Wait(at) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(at.into()) => {}
