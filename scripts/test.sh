@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+# The cluster tests (crates/lifeline/tests/cluster.rs) start their own etcd.
+command -v etcd >/dev/null || need+=(etcd-server)
 command -v rtmpdump >/dev/null || need+=(rtmpdump)
 command -v nft >/dev/null || need+=(nftables)
 command -v ping >/dev/null || need+=(iputils-ping)
