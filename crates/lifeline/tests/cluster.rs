@@ -64,8 +64,7 @@ fn c1_one_publisher_per_name_across_nodes() {
 #[test]
 fn c2_publisher_cable_pulled_newcomer_on_another_node() {
     let _turn = turn();
-    let Some(mut rig) = Rig::new("c2_publisher_cable_pulled_newcomer_on_another_node", "3s")
-    else {
+    let Some(mut rig) = Rig::new("c2_publisher_cable_pulled_newcomer_on_another_node", "3s") else {
         return;
     };
     let a_pub = rig.live_publisher(PUB_A, A, false);
@@ -83,16 +82,15 @@ fn c2_publisher_cable_pulled_newcomer_on_another_node() {
     let white = white.unwrap_or_else(|| panic!("c's player never saw b's frames\n{}", rig.logs()));
     measured("C2-player-follows", (white - t0).as_secs_f64());
     std::thread::sleep(Duration::from_secs(1));
-    assert!(
-        player.process().is_running(),
-        "c's player did not survive"
-    );
+    assert!(player.process().is_running(), "c's player did not survive");
     let (_, interleaved) = first_white(&player);
     assert!(!interleaved, "c's player saw a's frames after b's");
     assert!(took <= 2.0 + SLACK, "newcomer published after {took:.2}s");
     let c_closes = rig.nodes[2].close_lines(0);
     assert!(
-        !c_closes.iter().any(|l| l.contains(&format!("peer={}:", ip(PLAYER_C)))),
+        !c_closes
+            .iter()
+            .any(|l| l.contains(&format!("peer={}:", ip(PLAYER_C)))),
         "c's player was disconnected: {c_closes:?}"
     );
 }
@@ -149,8 +147,7 @@ fn c4_node_cut_off_from_etcd_fences_itself() {
     let claimed = rig.nodes[B]
         .log_text()
         .lines()
-        .filter(|l| l.contains("cluster: claim held"))
-        .last()
+        .rfind(|l| l.contains("cluster: claim held"))
         .map(str::to_owned)
         .unwrap_or_default();
     let claim_at = testkit::rtmp::log_time(&claimed).expect("claim time");
@@ -162,14 +159,24 @@ fn c4_node_cut_off_from_etcd_fences_itself() {
         "b claimed at {claim_at} before a fenced at {fence_at}"
     );
     let white = player.wait_frame_after(t0, Duration::from_secs(15), |f| f.white);
-    assert!(white.is_some(), "c's player never saw b's frames\n{}", rig.logs());
+    assert!(
+        white.is_some(),
+        "c's player never saw b's frames\n{}",
+        rig.logs()
+    );
     std::thread::sleep(Duration::from_secs(1));
     let (_, interleaved) = first_white(&player);
-    assert!(!interleaved, "c's player saw a's and b's frames interleaved");
+    assert!(
+        !interleaved,
+        "c's player saw a's and b's frames interleaved"
+    );
     // The fence came within lease_ttl of the cut (the last renewal was before it).
     let fence_secs = fence_at - cut_at;
     measured("C4-fence", fence_secs);
-    assert!(fence_secs <= TTL + SLACK, "a fenced {fence_secs:.2}s after the cut");
+    assert!(
+        fence_secs <= TTL + SLACK,
+        "a fenced {fence_secs:.2}s after the cut"
+    );
 }
 
 #[test]
@@ -189,8 +196,8 @@ fn c5_etcd_restarted_nothing_dropped() {
     let back = Instant::now();
     measured("C5-etcd-away", (back - t0).as_secs_f64());
     let mut worst: f64 = 0.0;
-    for n in 0..3 {
-        let renewed = rig.nodes[n].wait_line(skips[n], Duration::from_secs(5), |l| {
+    for (n, &skip) in skips.iter().enumerate() {
+        let renewed = rig.nodes[n].wait_line(skip, Duration::from_secs(5), |l| {
             l.contains("lease renewed again")
         });
         assert!(renewed.is_some(), "node {n} never renewed\n{}", rig.logs());
@@ -199,11 +206,13 @@ fn c5_etcd_restarted_nothing_dropped() {
     measured("C5-renewed", worst);
     assert!(worst <= 5.0, "renewed {worst:.2}s after etcd was back");
     std::thread::sleep(Duration::from_secs(2));
-    for n in 0..3 {
+    for (n, &skip) in skips.iter().enumerate() {
         let text = rig.nodes[n].log_text();
-        let after: Vec<&str> = text.lines().skip(skips[n]).collect();
+        let after: Vec<&str> = text.lines().skip(skip).collect();
         assert!(
-            !after.iter().any(|l| l.contains("cluster_lease_lost") || l.contains(" close conn=")),
+            !after
+                .iter()
+                .any(|l| l.contains("cluster_lease_lost") || l.contains(" close conn=")),
             "node {n} dropped something:\n{}",
             after.join("\n")
         );
@@ -211,5 +220,8 @@ fn c5_etcd_restarted_nothing_dropped() {
     assert!(a_pub.is_running(), "a's publisher ended");
     let gap = player.max_gap(t0, Instant::now());
     measured("C5-player-gap", gap.as_secs_f64());
-    assert!(gap <= Duration::from_secs(1), "c's player had a {gap:?} gap");
+    assert!(
+        gap <= Duration::from_secs(1),
+        "c's player had a {gap:?} gap"
+    );
 }

@@ -81,7 +81,12 @@ impl Etcd {
         cmd.args(["netns", "exec", &self.ns, "etcd", "--name", "t"])
             .arg("--data-dir")
             .arg(&self.data)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
             .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
             .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
             .args(["--initial-cluster", "t=http://127.0.0.1:2380"]);
@@ -214,7 +219,10 @@ impl Rig {
         let p = self.publisher(host, n, white);
         match self.outcome(n, skip, host, Duration::from_secs(15)) {
             Some((_, Ok(_))) => p,
-            other => panic!("publisher on host {host} not live: {other:?}\n{}", self.logs()),
+            other => panic!(
+                "publisher on host {host} not live: {other:?}\n{}",
+                self.logs()
+            ),
         }
     }
 

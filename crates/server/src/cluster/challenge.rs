@@ -52,7 +52,10 @@ pub(crate) async fn answer(
         let facts = Incumbent {
             silent: started.saturating_duration_since(c.last_rx()),
             srtt: c.srtt(),
-            challenged: state.challenge.as_ref().is_some_and(|ch| ch.deadline > started),
+            challenged: state
+                .challenge
+                .as_ref()
+                .is_some_and(|ch| ch.deadline > started),
             pulled: false,
         };
         match takeover::decide(&facts, policy, true) {

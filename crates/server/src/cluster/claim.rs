@@ -236,7 +236,10 @@ mod tests {
         let k = Keys::new("/l/");
         assert_eq!(k.stream("live/cctv5"), "/l/streams/live/cctv5");
         assert_eq!(k.challenge("live/a/b", "n1"), "/l/challenges/live/a/b/n1");
-        assert_eq!(k.parse("/l/streams/live/a/b"), Some(Key::Stream("live/a/b")));
+        assert_eq!(
+            k.parse("/l/streams/live/a/b"),
+            Some(Key::Stream("live/a/b"))
+        );
         assert_eq!(
             k.parse("/l/challenges/live/a/b/n1"),
             Some(Key::Challenge {

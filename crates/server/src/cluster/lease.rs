@@ -242,7 +242,11 @@ mod tests {
             "no call outlives the fence"
         );
         assert!(k.valid(fence - MS(1)).is_some());
-        assert_eq!(k.valid(fence), None, "fenced before etcd can expire the lease");
+        assert_eq!(
+            k.valid(fence),
+            None,
+            "fenced before etcd can expire the lease"
+        );
         assert_eq!(k.poll(fence), Step::Fence(7));
         assert_eq!(k.poll(fence), Step::Grant, "then joins again");
         // A late answer to a renewal of the old lease changes nothing.

@@ -198,7 +198,10 @@ impl Cluster {
 
     /// Claims `key` (`app/name`) for a local publisher: the answer comes on the receiver; the
     /// [`ClaimRef`] keeps the claim for as long as the connection holds it.
-    pub fn claim(self: &Arc<Self>, key: &str) -> (ClaimRef, oneshot::Receiver<Result<u64, Refusal>>) {
+    pub fn claim(
+        self: &Arc<Self>,
+        key: &str,
+    ) -> (ClaimRef, oneshot::Receiver<Result<u64, Refusal>>) {
         lock(&self.claims).entry(key.to_owned()).or_default().refs += 1;
         let claim = ClaimRef {
             cluster: self.clone(),
@@ -214,7 +217,9 @@ impl Cluster {
             let waited_ms = started.elapsed().as_millis();
             match &result {
                 Ok(_) => tracing::info!(stream = %key, waited_ms, "cluster: claim held"),
-                Err(why) => tracing::info!(stream = %key, waited_ms, "cluster: claim refused: {why}"),
+                Err(why) => {
+                    tracing::info!(stream = %key, waited_ms, "cluster: claim refused: {why}")
+                }
             }
             let _ = tx.send(result);
         });
@@ -226,7 +231,9 @@ impl Cluster {
         let mut asking: Option<Asking> = None;
         loop {
             let Some((lease, epoch)) = self.lease() else {
-                return Err(Refusal::Unavailable("this node holds no etcd lease".to_owned()));
+                return Err(Refusal::Unavailable(
+                    "this node holds no etcd lease".to_owned(),
+                ));
             };
             let interval = lock(&self.keeper).times.interval;
             let ops = self.ops.lock().await;
@@ -267,10 +274,17 @@ impl Cluster {
                         Some(a) => a,
                         None => {
                             let a = Asking::start(key, &holder, &self.config.publish, now)
-                                .inspect_err(|_| self.metrics.record_cluster_challenge("refused"))?;
+                                .inspect_err(|_| {
+                                    self.metrics.record_cluster_challenge("refused")
+                                })?;
                             tracing::info!(stream = %key, owner = %holder.node, "cluster: asking the owner's node to challenge its publisher");
                             self.etcd
-                                .put(&self.keys.challenge(key, &self.node), &self.value(), lease, now + interval)
+                                .put(
+                                    &self.keys.challenge(key, &self.node),
+                                    &self.value(),
+                                    lease,
+                                    now + interval,
+                                )
                                 .await
                                 .map_err(|e| unavailable(&e))?;
                             a
@@ -299,7 +313,9 @@ impl Cluster {
         let challenge_key = self.keys.challenge(key, &self.node);
         loop {
             let Some((lease, _)) = self.lease() else {
-                return AskStep::Refused(Refusal::Unavailable("this node lost its etcd lease".to_owned()));
+                return AskStep::Refused(Refusal::Unavailable(
+                    "this node lost its etcd lease".to_owned(),
+                ));
             };
             let deadline = Instant::now() + Duration::from_millis(500);
             let (claim, pending) = tokio::join!(
@@ -310,7 +326,11 @@ impl Cluster {
                 (Ok(c), Ok(p)) => (c, p.is_some()),
                 (Err(e), _) | (_, Err(e)) => return AskStep::Refused(unavailable(&e)),
             };
-            match ask.step(&owner(claim.as_ref(), &self.node, lease), pending, Instant::now()) {
+            match ask.step(
+                &owner(claim.as_ref(), &self.node, lease),
+                pending,
+                Instant::now(),
+            ) {
                 AskStep::Poll(at) => {
                     tokio::time::sleep_until(at.into()).await;
                 }
@@ -383,10 +403,16 @@ impl Cluster {
 
     async fn delete_claim(&self, key: &str, rev: i64) {
         let deadline = Instant::now() + lock(&self.keeper).times.interval;
-        match self.etcd.delete_if(&self.keys.stream(key), rev, deadline).await {
+        match self
+            .etcd
+            .delete_if(&self.keys.stream(key), rev, deadline)
+            .await
+        {
             Ok(_) => tracing::info!(stream = %key, "cluster: claim released"),
             // The lease takes it with it in the end.
-            Err(e) => tracing::warn!(stream = %key, "cluster: claim not released ({e}); it goes with the lease"),
+            Err(e) => {
+                tracing::warn!(stream = %key, "cluster: claim not released ({e}); it goes with the lease")
+            }
         }
     }
 
@@ -408,7 +434,12 @@ impl Cluster {
                             tracing::info!(node = %self.node, lease = id, epoch, "cluster: lease granted");
                             let _ = self
                                 .etcd
-                                .put(&self.keys.node(&self.node), &self.value(), id, deadline.max(Instant::now() + Duration::from_millis(500)))
+                                .put(
+                                    &self.keys.node(&self.node),
+                                    &self.value(),
+                                    id,
+                                    deadline.max(Instant::now() + Duration::from_millis(500)),
+                                )
                                 .await;
                         }
                         Err(e) => {
@@ -425,7 +456,8 @@ impl Cluster {
                             lock(&self.keeper).renewed(id, now);
                             if let Some(since) = failing.take() {
                                 tracing::info!(
-                                    lease = id, failing_ms = since.elapsed().as_millis(),
+                                    lease = id,
+                                    failing_ms = since.elapsed().as_millis(),
                                     "cluster: lease renewed again (etcd is back)"
                                 );
                             }
@@ -476,9 +508,11 @@ impl Cluster {
         for stream in self.registry.streams() {
             let publisher = stream.snapshot().publisher;
             if let Some(p) = publisher.filter(|p| !p.protocol().is_relay())
-                && self
-                    .registry
-                    .evict_publisher_if(&stream.key, Some(p.id), CloseReason::ClusterLeaseLost)
+                && self.registry.evict_publisher_if(
+                    &stream.key,
+                    Some(p.id),
+                    CloseReason::ClusterLeaseLost,
+                )
             {
                 stopped += 1;
             }
@@ -490,7 +524,10 @@ impl Cluster {
         // Best effort: when etcd is reachable after all, our names are free at once.
         if let Some(me) = self.me.upgrade() {
             tokio::spawn(async move {
-                let _ = me.etcd.revoke(id, Instant::now() + Duration::from_secs(1)).await;
+                let _ = me
+                    .etcd
+                    .revoke(id, Instant::now() + Duration::from_secs(1))
+                    .await;
             });
         }
     }
@@ -502,7 +539,10 @@ impl Cluster {
             lease::LeaseState::Held { id, .. } => id,
             lease::LeaseState::Joining { .. } => return,
         };
-        let _ = self.etcd.revoke(id, Instant::now() + Duration::from_secs(1)).await;
+        let _ = self
+            .etcd
+            .revoke(id, Instant::now() + Duration::from_secs(1))
+            .await;
     }
 
     // ---- the watch ----
@@ -514,7 +554,9 @@ impl Cluster {
             let opened = match self.etcd.range_prefix(&prefix, deadline).await {
                 Ok((kvs, rev)) => {
                     self.reset_view(kvs);
-                    self.etcd.watch(&prefix, rev + 1, Instant::now() + Duration::from_secs(1)).await
+                    self.etcd
+                        .watch(&prefix, rev + 1, Instant::now() + Duration::from_secs(1))
+                        .await
                 }
                 Err(e) => Err(e),
             };
@@ -563,7 +605,10 @@ impl Cluster {
         // Owners that went while we were not watching.
         let gone: Vec<String> = {
             let view = lock(&self.view);
-            before.into_keys().filter(|k| !view.owners.contains_key(k)).collect()
+            before
+                .into_keys()
+                .filter(|k| !view.owners.contains_key(k))
+                .collect()
         };
         for key in gone {
             self.tell_follower(&key, None);
@@ -583,8 +628,14 @@ impl Cluster {
         match event {
             WatchEvent::Put(kv) => match self.keys.parse(&kv.key) {
                 Some(Key::Stream(key)) => {
-                    let Some(v) = ClaimValue::parse(&kv.value) else { return };
-                    let changed = lock(&self.view).owners.insert(key.to_owned(), v.clone()).as_ref() != Some(&v);
+                    let Some(v) = ClaimValue::parse(&kv.value) else {
+                        return;
+                    };
+                    let changed = lock(&self.view)
+                        .owners
+                        .insert(key.to_owned(), v.clone())
+                        .as_ref()
+                        != Some(&v);
                     if changed {
                         self.tell_follower(key, Some(&v));
                     }
@@ -619,21 +670,30 @@ impl Cluster {
     /// Node `from` asks us to challenge our publisher of `key`.
     fn challenged(&self, key: &str, from: &str) {
         // Only the owner answers (every node sees every challenge key).
-        let ours = lock(&self.claims).get(key).is_some_and(|c| c.held.is_some())
-            || lock(&self.view).owners.get(key).is_some_and(|v| v.node == self.node);
+        let ours = lock(&self.claims)
+            .get(key)
+            .is_some_and(|c| c.held.is_some())
+            || lock(&self.view)
+                .owners
+                .get(key)
+                .is_some_and(|v| v.node == self.node);
         if !ours || !lock(&self.answering).insert(key.to_owned()) {
             return;
         }
         let Some(me) = self.me.upgrade() else { return };
         let (key, from) = (key.to_owned(), from.to_owned());
         tokio::spawn(async move {
-            let verdict = challenge::answer(&me.registry, &me.config.publish, &me.metrics, &key, &from).await;
+            let verdict =
+                challenge::answer(&me.registry, &me.config.publish, &me.metrics, &key, &from).await;
             tracing::info!(stream = %key, node = %from, ?verdict, "cluster: challenge answered");
             let deadline = Instant::now() + Duration::from_secs(1);
             match verdict {
                 challenge::Verdict::Keep => {
                     me.metrics.record_cluster_challenge("kept");
-                    let _ = me.etcd.delete(&me.keys.challenge(&key, &from), deadline).await;
+                    let _ = me
+                        .etcd
+                        .delete(&me.keys.challenge(&key, &from), deadline)
+                        .await;
                 }
                 challenge::Verdict::Release => {
                     me.metrics.record_cluster_challenge("released");
@@ -657,7 +717,9 @@ impl Cluster {
             None => {
                 let deadline = Instant::now() + Duration::from_millis(500);
                 match self.etcd.get(&self.keys.stream(key), deadline).await {
-                    Ok(Some(kv)) if ClaimValue::parse(&kv.value).is_some_and(|v| v.node == self.node) => {
+                    Ok(Some(kv))
+                        if ClaimValue::parse(&kv.value).is_some_and(|v| v.node == self.node) =>
+                    {
                         Some(kv.create_revision)
                     }
                     _ => None,
@@ -674,7 +736,9 @@ impl Cluster {
     /// The cluster as this node sees it.
     pub fn view(&self) -> ClusterView {
         let (lease, epoch) = match lock(&self.keeper).state() {
-            lease::LeaseState::Held { id, .. } if self.lease().is_some() => (Some(id), self.lease().map(|l| l.1)),
+            lease::LeaseState::Held { id, .. } if self.lease().is_some() => {
+                (Some(id), self.lease().map(|l| l.1))
+            }
             _ => (None, None),
         };
         let view = lock(&self.view);
@@ -697,7 +761,8 @@ impl Cluster {
             lease,
             epoch,
             watching: view.watching,
-            lease_ttl_ms: u64::try_from(self.config.cluster.lease_ttl.as_millis()).unwrap_or(u64::MAX),
+            lease_ttl_ms: u64::try_from(self.config.cluster.lease_ttl.as_millis())
+                .unwrap_or(u64::MAX),
             leases_lost: self.metrics.leases_lost(),
             nodes,
             streams,
@@ -758,7 +823,9 @@ impl ClaimRef {
 
     /// Whether the claim still stands (the lease it was made under is still ours).
     pub fn valid(&self) -> bool {
-        self.epoch.get().is_some_and(|e| self.cluster.epoch_valid(*e))
+        self.epoch
+            .get()
+            .is_some_and(|e| self.cluster.epoch_valid(*e))
     }
 }
 

@@ -75,7 +75,9 @@ impl PendingClaim {
     /// Resolves with the claim's outcome (for the driver to await).
     pub(crate) async fn answer(&mut self) -> Result<u64, crate::cluster::Refusal> {
         (&mut self.answer).await.unwrap_or_else(|_| {
-            Err(crate::cluster::Refusal::Unavailable("the claim was abandoned".to_owned()))
+            Err(crate::cluster::Refusal::Unavailable(
+                "the claim was abandoned".to_owned(),
+            ))
         })
     }
 }

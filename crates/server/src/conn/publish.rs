@@ -52,7 +52,10 @@ impl RtmpConn {
                 // The lease may have been fenced between the claim and the registry: a
                 // publisher granted after the fence's sweep stops here.
                 if matches!(self.held, Held::Name(_))
-                    && !self.cluster_claim.as_ref().is_some_and(crate::cluster::ClaimRef::valid)
+                    && !self
+                        .cluster_claim
+                        .as_ref()
+                        .is_some_and(crate::cluster::ClaimRef::valid)
                 {
                     self.control.close(CloseReason::ClusterLeaseLost);
                 }

@@ -111,10 +111,12 @@ pub(super) async fn run(
     );
     let tls = if handle.url().tls() {
         match deps.tls.as_ref() {
-            Ok(config) => match crate::transport::Tls::client(config.clone(), handle.url().host()) {
-                Ok(t) => Some(t),
-                Err(reason) => return failed(deps, handle, reason, "TLS"),
-            },
+            Ok(config) => {
+                match crate::transport::Tls::client(config.clone(), handle.url().host()) {
+                    Ok(t) => Some(t),
+                    Err(reason) => return failed(deps, handle, reason, "TLS"),
+                }
+            }
             Err(why) => {
                 let reason = CloseReason::ProtocolError(format!("TLS: {why}"));
                 return failed(deps, handle, reason, "TLS");

@@ -347,12 +347,19 @@ impl crate::cluster::OwnerFollower for RelayManager {
         if owner.is_none() {
             return;
         }
-        let Some(cluster) = self.cluster() else { return };
-        let Some(url) = cluster.pull_url(key) else { return };
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let Some(url) = cluster.pull_url(key) else {
+            return;
+        };
         let mut relays = lock(&self.relays);
         let running = relays
             .get(key)
-            .and_then(|l| l.iter().find(|h| h.kind == RelayKind::Pull && h.entry == CLUSTER_ENTRY))
+            .and_then(|l| {
+                l.iter()
+                    .find(|h| h.kind == RelayKind::Pull && h.entry == CLUSTER_ENTRY)
+            })
             .cloned();
         let mut claim_for = None;
         match running {

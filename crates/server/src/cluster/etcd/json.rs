@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn gateway_json() {
-        assert_eq!(int(&json!("2324035750723348999")), 2_324_035_750_723_348_999);
+        assert_eq!(
+            int(&json!("2324035750723348999")),
+            2_324_035_750_723_348_999
+        );
         assert_eq!(int(&json!(5)), 5);
         assert_eq!(int(&Value::Null), 0);
         let v = json!({"key":"L2wvc3RyZWFtcy9saXZlL2E=","create_revision":"2","mod_revision":"3",

@@ -164,7 +164,9 @@ impl Etcd {
             Some(kv) => Ok(Created::Exists(kv)),
             // Deleted between the compare and now cannot happen in one txn; an empty range
             // means the answer is not what we asked for.
-            None => Err(EtcdError::Malformed(format!("txn failed without the key: {v}"))),
+            None => Err(EtcdError::Malformed(format!(
+                "txn failed without the key: {v}"
+            ))),
         }
     }
 

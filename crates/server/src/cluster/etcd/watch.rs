@@ -78,10 +78,14 @@ impl Watch {
             if self.buf.len() > MAX_LINE {
                 return Err(EtcdError::Malformed("watch line too long".to_owned()));
             }
-            let frame = self.body.frame().await.ok_or_else(|| EtcdError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                why: "watch stream ended".to_owned(),
-            })?;
+            let frame = self
+                .body
+                .frame()
+                .await
+                .ok_or_else(|| EtcdError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    why: "watch stream ended".to_owned(),
+                })?;
             let frame = frame.map_err(|e| EtcdError::Unreachable {
                 endpoint: self.endpoint.clone(),
                 why: e.to_string(),
@@ -140,7 +144,8 @@ mod tests {
             parse(&del).unwrap().unwrap().0,
             vec![WatchEvent::Delete("/l/x".to_owned())]
         );
-        let compacted = json!({"result":{"header":{"revision":"9"},"compact_revision":"5","canceled":true}});
+        let compacted =
+            json!({"result":{"header":{"revision":"9"},"compact_revision":"5","canceled":true}});
         assert!(parse(&compacted).is_err());
         assert!(parse(&json!({"error":{"http_code":503,"message":"no leader"}})).is_err());
     }
