@@ -78,6 +78,8 @@ pub struct Cluster {
     /// Serialises the create and the release of claims (never held across a wait).
     ops: tokio::sync::Mutex<()>,
     follower: OnceLock<Weak<dyn OwnerFollower>>,
+    /// A new lease after a fence: the watch may have been cut with us, read afresh.
+    rejoined: tokio::sync::Notify,
     shutdown: CancellationToken,
 }
 
@@ -136,6 +138,7 @@ impl Cluster {
             answering: Mutex::new(HashSet::new()),
             ops: tokio::sync::Mutex::new(()),
             follower: OnceLock::new(),
+            rejoined: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
         })
     }
@@ -432,6 +435,9 @@ impl Cluster {
                         Ok(id) => {
                             let epoch = lock(&self.keeper).granted(id, now);
                             tracing::info!(node = %self.node, lease = id, epoch, "cluster: lease granted");
+                            if epoch > 1 {
+                                self.rejoined.notify_one();
+                            }
                             let _ = self
                                 .etcd
                                 .put(
@@ -564,8 +570,11 @@ impl Cluster {
                 Ok(mut watch) => {
                     lock(&self.view).watching = true;
                     loop {
+                        // A watch has no deadline of its own: a connection cut off silently (a
+                        // partition) is replaced when the node re-joins after its fence.
                         let next = tokio::select! {
                             n = watch.next() => n,
+                            () = self.rejoined.notified() => Err(EtcdError::Timeout),
                             () = self.shutdown.cancelled() => return,
                         };
                         match next {
