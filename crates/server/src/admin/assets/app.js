@@ -132,6 +132,27 @@ function renderRelays(list) {
   }), 9);
 }
 
+function renderCluster(c) {
+  const section = document.getElementById("cluster-section");
+  section.hidden = !c.enabled;
+  if (!c.enabled) return;
+  const lease = c.lease === null ? "no lease: joining, nothing may publish" : `lease epoch ${c.epoch}`;
+  document.getElementById("cluster-summary").textContent =
+    `(node ${c.node} · ${lease} · ${c.watching ? "watching" : "watch down"} · leases lost ${c.leases_lost})`;
+  const ago = (ms) => dur(Math.max(0, Date.now() - ms));
+  fillRows(document.querySelector("#cluster-nodes tbody"), c.nodes.map((n) =>
+    el("tr", { "data-node": n.node },
+      el("td", {}, n.node === c.node ? `${n.node} (this node)` : n.node),
+      el("td", { class: "kernel" }, n.advertise),
+      el("td", {}, ago(n.since)))), 3);
+  fillRows(document.querySelector("#cluster-streams tbody"), c.streams.map((s) =>
+    el("tr", { "data-stream": s.stream, "data-owner": s.node },
+      el("td", {}, s.stream),
+      el("td", {}, s.node),
+      el("td", { class: "kernel" }, s.advertise),
+      el("td", {}, ago(s.since)))), 4);
+}
+
 function renderCloses(events) {
   const ol = document.getElementById("closes");
   for (const e of events) {
@@ -147,16 +168,18 @@ function renderCloses(events) {
 async function refresh() {
   const status = document.getElementById("status");
   try {
-    const [streams, conns, events, relays] = await Promise.all([
+    const [streams, conns, events, relays, cluster] = await Promise.all([
       api("GET", "/api/v1/streams"),
       api("GET", "/api/v1/connections"),
       api("GET", "/api/v1/events?after=" + lastSeq),
       api("GET", "/api/v1/relays"),
+      api("GET", "/api/v1/cluster"),
     ]);
     Watch.setPlayback(streams.playback);
     renderStreams(streams.streams);
     renderConnections(conns.connections);
     renderRelays(relays.relays);
+    renderCluster(cluster);
     renderCloses(events.closes);
     lastSeq = events.last_seq;
     status.textContent = "live · updated " + new Date().toLocaleTimeString();
