@@ -129,3 +129,101 @@ pub(crate) async fn answer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, OnDuplicate};
+    use crate::control::ConnControl;
+    use crate::registry::{PublishOutcome, PublisherGuard};
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    fn publisher(registry: &Arc<Registry>) -> (Arc<ConnControl>, PublisherGuard) {
+        let c = Arc::new(ConnControl::new(
+            7,
+            "192.0.2.1:40000".parse().unwrap(),
+            CancellationToken::new(),
+        ));
+        match registry.publish("live", "a", &c, Instant::now()) {
+            PublishOutcome::Granted(g) => (c, g),
+            other => panic!("not granted: {other:?}"),
+        }
+    }
+
+    fn setup(policy: OnDuplicate) -> (Arc<Registry>, PublishConfig, Metrics) {
+        let mut config = Config::default();
+        config.publish.on_duplicate = policy;
+        // Real time (the code under test mixes std and tokio clocks, as in production).
+        config.publish.challenge_timeout = Duration::from_millis(100);
+        let registry = Arc::new(Registry::new(Arc::new(config.clone())));
+        (registry, config.publish, Metrics::new())
+    }
+
+    #[tokio::test]
+    async fn the_owner_judges_its_publisher_as_for_a_local_newcomer() {
+        let (registry, policy, metrics) = setup(OnDuplicate::TakeoverStale);
+        assert_eq!(
+            answer(&registry, &policy, &metrics, "live/a", "b").await,
+            Verdict::Release,
+            "no publisher here: the claim goes"
+        );
+        // A live publisher that answers the ping: kept.
+        let (c, _g) = publisher(&registry);
+        let answering = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                c.touch_rx(Instant::now(), 10);
+            })
+        };
+        assert_eq!(
+            answer(&registry, &policy, &metrics, "live/a", "b").await,
+            Verdict::Keep
+        );
+        answering.await.unwrap();
+        assert!(
+            registry
+                .stream("live/a")
+                .unwrap()
+                .snapshot()
+                .publisher
+                .is_some()
+        );
+        // Silent through challenge_timeout: taken over, the claim goes.
+        let started = Instant::now();
+        assert_eq!(
+            answer(&registry, &policy, &metrics, "live/a", "b").await,
+            Verdict::Release
+        );
+        assert!(started.elapsed() >= policy.challenge_timeout);
+        assert_eq!(c.requested_reason(), Some(CloseReason::TakenOver));
+        assert!(
+            registry
+                .stream("live/a")
+                .is_none_or(|s| s.snapshot().publisher.is_none())
+        );
+    }
+
+    #[tokio::test]
+    async fn reject_keeps_and_takeover_releases_at_once() {
+        let (registry, policy, metrics) = setup(OnDuplicate::Reject);
+        let (_c, _g) = publisher(&registry);
+        assert_eq!(
+            answer(&registry, &policy, &metrics, "live/a", "b").await,
+            Verdict::Keep
+        );
+        let (registry, policy, metrics) = setup(OnDuplicate::Takeover);
+        let (c, _g) = publisher(&registry);
+        let started = Instant::now();
+        assert_eq!(
+            answer(&registry, &policy, &metrics, "live/a", "b").await,
+            Verdict::Release
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "no challenge under takeover"
+        );
+        assert_eq!(c.requested_reason(), Some(CloseReason::TakenOver));
+    }
+}
