@@ -224,7 +224,11 @@ impl Cluster {
                     tracing::info!(stream = %key, waited_ms, "cluster: claim refused: {why}")
                 }
             }
-            let _ = tx.send(result);
+            let granted = result.is_ok();
+            if tx.send(result).is_err() && granted {
+                // The connection went while we claimed: nobody relies on the claim.
+                me.release(&key).await;
+            }
         });
         (claim, rx)
     }
