@@ -45,6 +45,8 @@ pub(super) async fn supervise(manager: Arc<RelayManager>, handle: Arc<RelayHandl
             continue;
         }
         handle.connecting(Instant::now());
+        // This attempt goes to the current URL: a move before it is no reason to stop it.
+        handle.take_moved();
         let stop = Stop::new(&shutdown);
         let attempt = attempt::run(&manager.deps, &handle, &stop);
         tokio::pin!(attempt);
@@ -84,6 +86,10 @@ pub(super) async fn supervise(manager: Arc<RelayManager>, handle: Arc<RelayHandl
             want = manager.wants(&handle, &mut idle, Instant::now());
             if matches!(want, Want::Stop(_)) && manager.retire(&handle, &mut idle) {
                 return;
+            }
+            if handle.take_moved() {
+                // A cluster pull's name moved while we waited: try the new owner now.
+                break;
             }
             tokio::select! {
                 () = tokio::time::sleep_until(retry_at.into()) => break,
