@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 
 mod encoder;
+mod pinning;
 mod skim;
 use encoder::*;
 
