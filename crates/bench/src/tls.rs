@@ -37,7 +37,11 @@ pub(crate) fn client_config(trust: Trust<'_>) -> anyhow::Result<Arc<rustls::Clie
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .with_context(|| format!("--ca-file {}", path.display()))?;
-            anyhow::ensure!(!certs.is_empty(), "--ca-file {}: no certificate", path.display());
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--ca-file {}: no certificate",
+                path.display()
+            );
             for cert in certs {
                 roots
                     .add(cert)
