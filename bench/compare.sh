@@ -252,6 +252,8 @@ done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - started_at ))
+# bench/rtmps.sh's section of RESULTS.md is its own run: kept across this rewrite.
+rtmps_section=$(sed -n '/^<!-- rtmps.sh: begin -->/,/^<!-- rtmps.sh: end -->/p' "$root/bench/RESULTS.md" 2>/dev/null || true)
 {
   echo "# Benchmark results: Lifeline vs ${servers[*]:1}"
   echo
@@ -277,5 +279,6 @@ elapsed=$(( $(date +%s) - started_at ))
   for s in "${servers[@]:1}"; do theirs+=(--theirs "$s"); done
   "$gen" report "$results" "${theirs[@]}"
   if [ -f "$root/bench/NOTES.md" ]; then echo; cat "$root/bench/NOTES.md"; fi
+  if [ -n "$rtmps_section" ]; then echo; echo "$rtmps_section"; fi
 } > "$root/bench/RESULTS.md"
 echo "wrote bench/RESULTS.md"

@@ -48,3 +48,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 # Benchmarks in smoke mode (each bench runs once, nothing timed) so they cannot rot.
 cargo bench --workspace --locked --bench '*' -- --test
+# bench/rtmps.sh in smoke mode (5 RTMP and 5 RTMPS players, 2 s windows, debug binaries; ~10 s)
+# so the script and the generator's TLS client cannot rot.
+cargo build --locked -q -p lifeline -p lifeline-bench
+target=${CARGO_TARGET_DIR:-target}
+RTMPS_SMOKE=1 LIFELINE_BIN="$target/debug/lifeline" BENCH_BIN="$target/debug/lifeline-bench" bash bench/rtmps.sh

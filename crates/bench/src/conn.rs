@@ -5,9 +5,10 @@
 //! counted from its chunk headers and never copied.
 //!
 //! Reads go into the thread's shared buffer ([`crate::scratch`]) and the session scans them
-//! where they lie.
+//! where they lie; for `rtmps://` they pass through [`crate::tls`] first.
 
 use crate::stats::PlayerStats;
+use crate::tls::Tls;
 use anyhow::{Context as _, bail};
 use rtmp_proto::client::{ClientConfig, ClientEvent, ClientSession, ClientState, MediaMode};
 use rtmp_proto::session::MediaKind;
@@ -15,6 +16,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -29,6 +31,8 @@ pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) app: String,
     pub(crate) tc_url: String,
+    /// For `rtmps://`: the TLS configuration and the name the certificate is checked against.
+    pub(crate) tls: Option<(Arc<rustls::ClientConfig>, String)>,
 }
 
 /// What a connection is for.
@@ -43,6 +47,8 @@ pub(crate) enum Role {
 /// A live client connection.
 pub(crate) struct Conn {
     stream: TcpStream,
+    /// TLS between the socket and the session, for `rtmps://`.
+    tls: Option<Tls>,
     session: ClientSession,
     name: String,
     /// Media accounting, for players.
@@ -96,8 +102,13 @@ impl Conn {
             Role::Play => session.play(now, name)?,
             Role::Publish => session.publish(now, name)?,
         }
+        let tls = match &target.tls {
+            Some((config, host)) => Some(Tls::new(config.clone(), host)?),
+            None => None,
+        };
         let mut conn = Self {
             stream,
+            tls,
             session,
             name: name.to_owned(),
             stats,
@@ -155,7 +166,15 @@ impl Conn {
                         if let Some(stats) = &self.stats {
                             stats.borrow_mut().wire_bytes += n as u64;
                         }
-                        self.consume(&buf[..n])?;
+                        let data = buf.get(..n).unwrap_or_default();
+                        match self.tls.take() {
+                            None => self.consume(data)?,
+                            Some(mut tls) => {
+                                let fed = tls.receive(data, |plain| self.consume(plain));
+                                self.tls = Some(tls);
+                                fed?;
+                            }
+                        }
                         if n < buf.len() {
                             return Ok(());
                         }
@@ -168,8 +187,18 @@ impl Conn {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        while let Some(out) = self.session.take_output() {
-            self.stream.write_all(&out).await?;
+        match &mut self.tls {
+            None => {
+                while let Some(out) = self.session.take_output() {
+                    self.stream.write_all(&out).await?;
+                }
+            }
+            Some(tls) => {
+                while let Some(out) = self.session.take_output() {
+                    tls.send(&out)?;
+                }
+                tls.flush(&self.stream).await?;
+            }
         }
         Ok(())
     }

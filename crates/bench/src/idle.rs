@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub(crate) async fn idle(args: IdleArgs) -> anyhow::Result<String> {
-    let (target, name) = parse_url(&args.common.url)?;
+    let (target, name) = parse_url(&args.common.url, &args.common)?;
     let pid = args.common.server_pid;
     let base = sample(pid);
     let gate = gate(args.common.concurrency);

@@ -123,7 +123,13 @@ fn hls_snap(h: &HlsStats) -> HlsSnap {
 }
 
 pub(crate) async fn load(args: LoadArgs) -> anyhow::Result<String> {
-    let (target, base) = parse_url(&args.common.url)?;
+    let (target, base) = parse_url(&args.common.url, &args.common)?;
+    // Players may come in another way than the publishers (rtmps:// beside rtmp://); the
+    // stream is the one the publishers feed.
+    let player_target = match &args.player_url {
+        Some(url) => parse_url(url, &args.common)?.0,
+        None => target.clone(),
+    };
     let playback = match (&args.playback, args.player_kind) {
         (Some(a), _) => Some(parse_playback(a)?),
         (None, PlayerKind::Rtmp) => None,
@@ -170,7 +176,7 @@ pub(crate) async fn load(args: LoadArgs) -> anyhow::Result<String> {
     let lag = Rc::new(RefCell::new(Histogram::default()));
     let spawner = Spawner {
         kind: args.player_kind,
-        target: target.clone(),
+        target: player_target,
         playback,
         gate: gate(args.common.concurrency),
         ready: Rc::new(Cell::new(0)),
@@ -255,6 +261,7 @@ pub(crate) async fn load(args: LoadArgs) -> anyhow::Result<String> {
         "mode": "load",
         "server": args.common.server,
         "url": args.common.url,
+        "player_url": args.player_url,
         "player_kind": args.player_kind.label(),
         "playback": args.playback,
         "publishers": args.publishers,

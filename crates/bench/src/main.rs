@@ -28,6 +28,7 @@ mod publish;
 mod report;
 mod scratch;
 mod stats;
+mod tls;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -67,9 +68,19 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct Common {
-    /// rtmp://host[:port]/app/name (with several publishers, names get -0, -1, … appended).
+    /// rtmp://host[:port]/app/name, or rtmps:// for RTMP over TLS (port 443 by default);
+    /// with several publishers, names get -0, -1, … appended.
     #[arg(long)]
     url: String,
+    /// For rtmps://: trust the certificates of this PEM file (e.g. a benchmark's CA) instead
+    /// of accepting any.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// For rtmps://: accept any server certificate (a test-generated self-signed one); the
+    /// handshake's signatures are still checked, so a handshake costs what a real one does.
+    /// rtmps:// needs this or --ca-file.
+    #[arg(long)]
+    insecure: bool,
     /// Server process to sample from /proc (CPU, RSS) over the measurement window.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -123,6 +134,10 @@ struct LoadArgs {
     /// Players per stream.
     #[arg(long, default_value_t = 10)]
     players: usize,
+    /// Where the RTMP players connect instead of --url (same stream): e.g. players over
+    /// rtmps:// of a stream published over rtmp://.
+    #[arg(long)]
+    player_url: Option<String>,
     /// What the players are (publishers are always RTMP, on --url).
     #[arg(long, value_enum, default_value_t = PlayerKind::Rtmp)]
     player_kind: PlayerKind,
@@ -168,28 +183,48 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The target and the stream name from an rtmp:// URL.
-fn parse_url(url: &str) -> anyhow::Result<(Target, String)> {
-    let rest = url
-        .strip_prefix("rtmp://")
-        .context("the URL must start with rtmp://")?;
+/// The target and the stream name from an rtmp:// or rtmps:// URL.
+fn parse_url(url: &str, common: &Common) -> anyhow::Result<(Target, String)> {
+    let (scheme, rest, port) = if let Some(rest) = url.strip_prefix("rtmps://") {
+        ("rtmps", rest, 443)
+    } else if let Some(rest) = url.strip_prefix("rtmp://") {
+        ("rtmp", rest, 1935)
+    } else {
+        anyhow::bail!("the URL must start with rtmp:// or rtmps://");
+    };
     let (hostport, path) = rest.split_once('/').context("the URL has no /app/name")?;
     let (app, name) = path.split_once('/').context("the URL has no stream name")?;
+    let host = hostport
+        .rsplit_once(':')
+        .map_or(hostport, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let tls = if scheme == "rtmps" {
+        let trust = match (&common.ca_file, common.insecure) {
+            (Some(path), _) => tls::Trust::CaFile(path),
+            (None, true) => tls::Trust::Insecure,
+            (None, false) => anyhow::bail!("rtmps:// needs --ca-file or --insecure"),
+        };
+        Some((tls::client_config(trust)?, host.to_owned()))
+    } else {
+        None
+    };
     let hostport = if hostport.contains(':') {
         hostport.to_owned()
     } else {
-        format!("{hostport}:1935")
+        format!("{hostport}:{port}")
     };
     let addr = hostport
         .to_socket_addrs()?
         .next()
         .with_context(|| format!("cannot resolve {hostport}"))?;
-    let tc_url = format!("rtmp://{hostport}/{app}");
+    let tc_url = format!("{scheme}://{hostport}/{app}");
     Ok((
         Target {
             addr,
             app: app.to_owned(),
             tc_url,
+            tls,
         },
         name.to_owned(),
     ))
@@ -220,4 +255,34 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
 fn cpu_pct(a: Option<ProcSample>, b: Option<ProcSample>, wall: Duration) -> Option<f64> {
     let (a, b) = (a?, b?);
     Some(b.cpu.saturating_sub(a.cpu).as_secs_f64() / wall.as_secs_f64() * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn common(insecure: bool) -> Common {
+        Common {
+            url: String::new(),
+            ca_file: None,
+            insecure,
+            server_pid: None,
+            concurrency: 1,
+            json: false,
+            server: String::new(),
+        }
+    }
+
+    #[test]
+    fn rtmps_urls_carry_tls_and_their_scheme() {
+        let (t, name) = parse_url("rtmps://127.0.0.1/live/a", &common(true)).unwrap();
+        assert_eq!((t.addr.port(), name.as_str()), (443, "a"));
+        assert_eq!(t.tc_url, "rtmps://127.0.0.1:443/live");
+        assert_eq!(t.tls.map(|(_, host)| host).as_deref(), Some("127.0.0.1"));
+        let (t, _) = parse_url("rtmp://127.0.0.1/live/a", &common(true)).unwrap();
+        assert!(t.tls.is_none() && t.addr.port() == 1935);
+        // No silent trust: rtmps:// needs a CA file or an explicit --insecure.
+        assert!(parse_url("rtmps://127.0.0.1:1936/live/a", &common(false)).is_err());
+    }
 }

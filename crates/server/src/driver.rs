@@ -4,8 +4,8 @@
 
 use crate::control::ConnControl;
 use crate::evidence::io_reason;
-use crate::fanout::OutQueue;
-use crate::transport::{Tls, TlsRead};
+use crate::fanout::{OutQueue, Target};
+use crate::transport::{SharedTls, Tls, TlsRead};
 use bytes::BytesMut;
 use rtmp_proto::session::CloseReason;
 use std::future::Future;
@@ -68,8 +68,9 @@ pub(crate) trait ConnCore {
     /// timeout rather than keepalive).
     fn sent_after_rx(&self) -> bool;
     /// Called after every entry point: a core that wants its output written by a fan-out
-    /// writer from now on takes a handle of the socket here (most never do).
-    fn share_socket(&mut self, _socket: &Arc<TcpStream>) {}
+    /// writer from now on takes a handle of the socket here (most never do): the socket
+    /// itself, or the socket through the connection's TLS.
+    fn share_socket(&mut self, _target: &Arc<dyn Target>) {}
 }
 
 /// Runs `core` over `stream` until it ends, with TLS between the socket and the core when
@@ -79,8 +80,13 @@ pub(crate) async fn drive_over<C: ConnCore>(
     tls: Option<Tls>,
     core: &mut C,
 ) -> CloseReason {
+    let tls = tls.map(|t| Arc::new(SharedTls::new(stream.clone(), t)));
+    let target: Arc<dyn Target> = match &tls {
+        Some(t) => t.clone(),
+        None => stream.clone(),
+    };
     let mut io = Io {
-        shared: stream,
+        target,
         stream,
         tls,
         read_size: READ_START,
@@ -90,10 +96,11 @@ pub(crate) async fn drive_over<C: ConnCore>(
 }
 
 struct Io<'a> {
-    shared: &'a Arc<TcpStream>,
+    /// What a fan-out writer writes to for the core.
+    target: Arc<dyn Target>,
     stream: &'a TcpStream,
     /// TLS under the core, if the connection came in on a TLS port.
-    tls: Option<Tls>,
+    tls: Option<Arc<SharedTls>>,
     /// Bytes asked of the kernel per read (adaptive, see [`READ_START`]).
     read_size: usize,
     /// The last write hit a full socket: wait for writability instead of trying again.
@@ -116,11 +123,7 @@ impl Io<'_> {
             {
                 return reason;
             }
-            // A fan-out writer writes plain bytes to the socket: TLS connections keep their
-            // own output path (each player's stream is encrypted for it).
-            if self.tls.is_none() {
-                core.share_socket(self.shared);
-            }
+            core.share_socket(&self.target);
             // Write in the same turn as whatever queued it (a merge window that closed, a
             // reply): one wake-up per batch.
             if (core.wants_write() || self.tls_pending())
@@ -173,7 +176,7 @@ impl Io<'_> {
 
     /// Whether TLS records (a handshake message, an alert) wait for the socket.
     fn tls_pending(&self) -> bool {
-        self.tls.as_ref().is_some_and(Tls::wants_write)
+        self.tls.as_ref().is_some_and(|t| t.lock().wants_write())
     }
 
     /// Reads and processes what the peer sent, up to the core's budget; `Ok(true)` when the
@@ -232,10 +235,11 @@ impl Io<'_> {
         let stream = self.stream;
         let mut budget = core.read_budget();
         while budget > 0 {
-            let Some(tls) = self.tls.as_mut() else {
+            let Some(tls) = self.tls.as_ref() else {
                 return Ok(false);
             };
-            match tls.read(stream, core.recv_buf())? {
+            let got = tls.lock().read(stream, core.recv_buf())?;
+            match got {
                 TlsRead::Drained => return Ok(false),
                 TlsRead::Plain(0) => {}
                 TlsRead::Plain(n) => {
@@ -282,7 +286,8 @@ impl Io<'_> {
         let stream = self.stream;
         let mut progressed = false;
         let mut result = Ok(());
-        if let Some(tls) = self.tls.as_mut() {
+        if let Some(shared) = self.tls.as_ref() {
+            let mut tls = shared.lock();
             loop {
                 match tls.flush(stream) {
                     Ok(true) => {}

@@ -168,9 +168,9 @@ impl ConnCore for RtmpConn {
         RtmpConn::sent_after_rx(self)
     }
 
-    fn share_socket(&mut self, socket: &Arc<TcpStream>) {
+    fn share_socket(&mut self, target: &Arc<dyn crate::fanout::Target>) {
         if self.handoff {
-            self.seat(socket.clone(), Instant::now());
+            self.seat(target.clone(), Instant::now());
         }
     }
 }
