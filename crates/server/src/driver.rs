@@ -77,10 +77,10 @@ pub(crate) trait ConnCore {
 /// `tls` is given; returns why it ended.
 pub(crate) async fn drive_over<C: ConnCore>(
     stream: &Arc<TcpStream>,
-    tls: Option<Tls>,
+    tls: Option<Box<Tls>>,
     core: &mut C,
 ) -> CloseReason {
-    let tls = tls.map(|t| Arc::new(SharedTls::new(stream.clone(), t)));
+    let tls = tls.map(|t| Arc::new(SharedTls::new(stream.clone(), *t)));
     let target: Arc<dyn Target> = match &tls {
         Some(t) => t.clone(),
         None => stream.clone(),
@@ -317,10 +317,11 @@ impl Io<'_> {
 }
 
 /// Awaits `f` if there is one, else never resolves (a `select!` branch with nothing to wait
-/// for).
-pub(crate) async fn maybe<F: Future>(f: Option<F>) -> F::Output {
+/// for). Not an `async fn`: one would hold both its argument and the awaited future, three
+/// times the size of `f` in every connection's task.
+pub(crate) fn maybe<F: Future>(f: Option<F>) -> impl Future<Output = F::Output> {
     match f {
-        Some(f) => f.await,
-        None => std::future::pending().await,
+        Some(f) => tokio_util::either::Either::Left(f),
+        None => tokio_util::either::Either::Right(std::future::pending()),
     }
 }

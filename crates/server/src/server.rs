@@ -196,7 +196,7 @@ async fn accept_loop<F, Fut>(
         crate::control::LentSocket<Arc<TcpStream>>,
         Arc<ConnControl>,
         Arc<Shared>,
-        Option<Tls>,
+        Option<Box<Tls>>,
     ) -> Fut,
     Fut: Future<Output = CloseReason> + Send + 'static,
 {
@@ -241,7 +241,10 @@ async fn accept_loop<F, Fut>(
             },
             None => None,
         };
-        let task = run(socket, control.clone(), shared.clone(), tls);
+        // Boxed: a future captured by an async block and awaited there is stored twice in the
+        // block's state (once as the capture, once as the awaited value), which made every
+        // connection's task 6.3 KiB instead of 3.2.
+        let task = Box::pin(run(socket, control.clone(), shared.clone(), tls));
         accepting.tracker.spawn(async move {
             let reason = task.await;
             // Leave the table first: a scrape in between then undercounts bytes for an

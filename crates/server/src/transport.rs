@@ -40,33 +40,35 @@ pub(crate) enum TlsRead {
 }
 
 impl Tls {
-    /// A server side with `config`.
-    pub(crate) fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, CloseReason> {
+    /// A server side with `config`. Boxed, as [`Self::client`]: a rustls connection is over
+    /// 1 KiB, and every connection task that may carry one (each nested future holding it
+    /// inline) would pay that on plain ports too.
+    pub(crate) fn server(config: Arc<rustls::ServerConfig>) -> Result<Box<Self>, CloseReason> {
         let mut conn = rustls::ServerConnection::new(config)
             .map_err(|e| CloseReason::ProtocolError(format!("TLS: {e}")))?;
         conn.set_buffer_limit(Some(TLS_BUFFER));
-        Ok(Self {
+        Ok(Box::new(Self {
             conn: conn.into(),
             first: None,
             server: true,
-        })
+        }))
     }
 
     /// A client side to `host`, whose certificate `config` verifies.
     pub(crate) fn client(
         config: Arc<rustls::ClientConfig>,
         host: &str,
-    ) -> Result<Self, CloseReason> {
+    ) -> Result<Box<Self>, CloseReason> {
         let name = rustls_pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| CloseReason::ProtocolError(format!("TLS: {host:?}: {e}")))?;
         let mut conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| CloseReason::ProtocolError(format!("TLS: {e}")))?;
         conn.set_buffer_limit(Some(TLS_BUFFER));
-        Ok(Self {
+        Ok(Box::new(Self {
             conn: conn.into(),
             first: None,
             server: false,
-        })
+        }))
     }
 
     /// Reads once from the socket and decrypts what came into `buf`.
@@ -285,7 +287,7 @@ mod tests {
             pass(&mut client, &mut tls.conn);
             pass(&mut tls.conn, &mut client);
         }
-        (tls, client)
+        (*tls, client)
     }
 
     #[test]

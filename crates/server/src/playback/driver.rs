@@ -24,7 +24,7 @@ pub(crate) async fn run(
     socket: LentSocket<Arc<TcpStream>>,
     control: Arc<ConnControl>,
     shared: Arc<Shared>,
-    tls: Option<crate::transport::Tls>,
+    tls: Option<Box<crate::transport::Tls>>,
 ) -> CloseReason {
     let mut conn = HttpConn::new(shared, control, Instant::now());
     let reason = drive_over(&socket, tls, &mut conn).await;
