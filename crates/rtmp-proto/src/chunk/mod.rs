@@ -37,7 +37,8 @@ pub struct MessageHeader {
 pub struct RawMessage {
     /// Where and when.
     pub header: MessageHeader,
-    /// The reassembled body, shared without copying.
+    /// The reassembled body, in an allocation of its own (never a view of the read buffer,
+    /// see `tests/pinning.rs`), shared without copying from here on.
     pub payload: Bytes,
 }
 
