@@ -257,7 +257,11 @@ fn r2_lifeline_to_lifeline_with_keys() {
             .iter()
             .find(|l| l.contains(&format!("protocol=\"{protocol}\"")))
             .unwrap_or_else(|| panic!("no {protocol} close at shutdown:\n{}", closes.join("\n")));
-        assert!(line.contains("reason=shutdown"), "{line}");
+        assert!(
+            line.contains("reason=shutdown"),
+            "{line}\nthe edge:\n{}",
+            edge.log_text()
+        );
     }
     let _ = upstream.stop();
 }

@@ -72,9 +72,10 @@ impl Server {
             listener,
             playback,
             rtmps,
-            // The relays' token: SIGTERM stops them in the same instant as every connection,
-            // so a push ends with `shutdown` rather than with its local stream.
-            shutdown: shared.relays.shutdown_token(),
+            // What callers cancel; `run` then stops the relays and every connection at once,
+            // through the relays' token, after marking the shutdown (so a push whose local
+            // publisher closed first still ends with `shutdown`, not with its stream).
+            shutdown: CancellationToken::new(),
             shared,
         })
     }
@@ -107,7 +108,8 @@ impl Server {
     /// Accepts until the shutdown token is cancelled, then closes every connection
     /// (reason Shutdown) and waits for them, at most [`SHUTDOWN_GRACE`].
     pub async fn run(self) {
-        self.shared.fanout.spawn(self.shutdown.clone());
+        let stopping = self.shared.relays.shutdown_token();
+        self.shared.fanout.spawn(stopping.clone());
         if let Some(cluster) = &self.shared.cluster {
             cluster.start();
         }
@@ -116,7 +118,7 @@ impl Server {
             limits: AcceptLimits::new(&self.shared.config.limits, refusals.clone()),
             tracker: TaskTracker::new(),
             socket_liveness: self.shared.config.socket_liveness(),
-            shutdown: self.shutdown.clone(),
+            shutdown: stopping.clone(),
             shared: self.shared.clone(),
         });
         let flush = async {
@@ -157,19 +159,20 @@ impl Server {
         };
         let reaper = tokio::spawn(crate::playback::reap_sessions(
             self.shared.clone(),
-            self.shutdown.clone(),
+            stopping.clone(),
         ));
         tokio::select! {
             () = self.shutdown.cancelled() => {}
+            () = stopping.cancelled() => {}
             () = rtmp => {}
             () = playback => {}
             () = rtmps => {}
             () = flush => {}
         }
-        let _ = reaper.await;
-        accepting.tracker.close();
         // Relays end with the connections (reason shutdown), within the same grace.
         self.shared.relays.shutdown();
+        let _ = reaper.await;
+        accepting.tracker.close();
         let closed = async {
             accepting.tracker.wait().await;
             self.shared.relays.wait().await;

@@ -21,10 +21,6 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub(super) struct Stop {
     token: CancellationToken,
-    /// The server's shutdown: marked cancelled before any of its children are, so a relay
-    /// whose local stream ended because a shutdown closed the publisher first still says
-    /// `shutdown` (its own token may not be reached yet on the other core).
-    parent: CancellationToken,
     reason: Mutex<Option<CloseReason>>,
     current: Mutex<Option<Arc<ConnControl>>>,
 }
@@ -34,15 +30,17 @@ impl Stop {
     pub(super) fn new(parent: &CancellationToken) -> Self {
         Self {
             token: parent.child_token(),
-            parent: parent.clone(),
             reason: Mutex::new(None),
             current: Mutex::new(None),
         }
     }
 
-    /// Whether the attempt is being stopped (by [`Self::stop`] or the server's shutdown).
-    fn stopping(&self) -> bool {
-        self.token.is_cancelled() || self.parent.is_cancelled()
+    /// Whether the attempt is being stopped: by [`Self::stop`], or by the server's shutdown,
+    /// whose flag is set before any token is cancelled. The flag, not the token: cancelling
+    /// a tree marks the children first and the parent last, so the publisher's connection can
+    /// end (on the other core) before this attempt's token or its parent reads as cancelled.
+    fn stopping(&self, deps: &RelayDeps) -> bool {
+        self.token.is_cancelled() || deps.stopping.load(Ordering::SeqCst)
     }
 
     /// Ends the attempt with `reason` (the first reason given wins).
@@ -137,7 +135,7 @@ pub(super) async fn run(
     };
     let reason = match crate::driver::drive_over(&socket, tls, &mut core).await {
         // The local stream ended because the server is stopping: that is the reason.
-        CloseReason::Completed if stop.stopping() => stop.reason(),
+        CloseReason::Completed if stop.stopping(deps) => stop.reason(),
         reason => reason,
     };
     let reason = core.finish(reason, &**socket, Instant::now());

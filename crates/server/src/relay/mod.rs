@@ -65,6 +65,8 @@ pub(crate) struct RelayDeps {
     pub(crate) ids: Arc<AtomicU64>,
     /// Cancelled on shutdown: every relay connection's token is a child of it.
     pub(crate) shutdown: CancellationToken,
+    /// Set by [`RelayManager::shutdown`] before `shutdown` is cancelled (see `attempt::Stop`).
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// TLS for `rtmps://` upstreams (the system's roots and `[relay] ca_file`), or why not.
     pub(crate) tls: Result<Arc<rustls::ClientConfig>, String>,
 }
@@ -113,6 +115,7 @@ impl RelayManager {
                 metrics,
                 ids,
                 shutdown: shutdown.clone(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
                 tls,
             }),
             me: me.clone(),
@@ -161,13 +164,16 @@ impl RelayManager {
             .collect()
     }
 
-    /// The token that stops every relay (the server's shutdown token, see `Server::bind`).
+    /// The token that stops every relay and every connection (see `Server::bind`).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
     /// Stops every relay (their connections end with `shutdown`) and starts no new one.
     pub fn shutdown(&self) {
+        self.deps
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shutdown.cancel();
         self.tracker.close();
     }

@@ -59,7 +59,16 @@ pub(super) async fn supervise(manager: Arc<RelayManager>, handle: Arc<RelayHandl
             }
             want = manager.wants(&handle, &mut idle, Instant::now());
             if let Want::Stop(reason) = &want {
-                stop.stop(reason.clone());
+                // A local stream that ended because the server is stopping ended with it.
+                let stopping = manager
+                    .deps
+                    .stopping
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                stop.stop(if stopping {
+                    rtmp_proto::session::CloseReason::Shutdown
+                } else {
+                    reason.clone()
+                });
             } else if handle.take_moved() {
                 // A cluster pull's name moved to another node: reconnect there (the local
                 // name stays held meanwhile, so the players keep waiting on a live stream).
