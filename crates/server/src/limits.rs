@@ -222,6 +222,9 @@ struct ReasonLog {
 pub struct RefusalLog {
     metrics: Arc<Metrics>,
     reasons: Mutex<HashMap<LimitKey, ReasonLog>>,
+    /// Signalled when a refusal is left for [`Self::flush`]: the flusher sleeps on it, so a
+    /// server that refuses nothing has no timer firing.
+    pending: tokio::sync::Notify,
 }
 
 impl RefusalLog {
@@ -230,6 +233,7 @@ impl RefusalLog {
         Self {
             metrics,
             reasons: Mutex::default(),
+            pending: tokio::sync::Notify::new(),
         }
     }
 
@@ -241,6 +245,8 @@ impl RefusalLog {
         r.unlogged += 1;
         if r.last_line.is_some_and(|at| now < at + LOG_EVERY) {
             who.clone_into(&mut r.last_who);
+            drop(reasons);
+            self.pending.notify_one();
             return;
         }
         if r.last_line.is_none() || r.unlogged == 1 {
@@ -262,8 +268,30 @@ impl RefusalLog {
         r.unlogged = 0;
     }
 
+    /// When [`Self::flush`] has a line to write: the earliest second after a reason's last line
+    /// with refusals left untold, or `None`.
+    pub fn next_flush(&self) -> Option<Instant> {
+        lock(&self.reasons)
+            .values()
+            .filter(|r| r.unlogged > 0)
+            .map(|r| r.last_line.map_or_else(Instant::now, |at| at + LOG_EVERY))
+            .min()
+    }
+
+    /// Flushes the untold refusals at [`Self::next_flush`], sleeping while there are none;
+    /// never returns.
+    pub async fn run_flusher(&self) {
+        loop {
+            match self.next_flush() {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => self.pending.notified().await,
+            }
+            self.flush(Instant::now());
+        }
+    }
+
     /// Logs the summary of refusals not logged yet, for reasons whose last line is older than a
-    /// second (call about once a second, so the tail of a flood is not left untold).
+    /// second (so the tail of a flood is not left untold).
     pub fn flush(&self, now: Instant) {
         let mut reasons = lock(&self.reasons);
         for (reason, r) in reasons.iter_mut() {
@@ -353,5 +381,22 @@ mod tests {
         let r = lock(&log.reasons);
         // Logged at 0 ms and at 1000 ms would be next; 999 are waiting for the summary.
         assert_eq!(r[&LimitKey::MaxStreams].unlogged, 999);
+    }
+
+    #[test]
+    fn the_flusher_is_due_only_while_refusals_wait_untold() {
+        let log = RefusalLog::new(Arc::new(Metrics::new()));
+        let now = Instant::now();
+        assert_eq!(log.next_flush(), None, "nothing refused: no timer");
+        log.refused(LimitKey::MaxStreams, "x", now);
+        assert_eq!(
+            log.next_flush(),
+            None,
+            "the first refusal is logged at once"
+        );
+        log.refused(LimitKey::MaxStreams, "y", now + Duration::from_millis(10));
+        assert_eq!(log.next_flush(), Some(now + LOG_EVERY));
+        log.flush(now + LOG_EVERY);
+        assert_eq!(log.next_flush(), None, "told: no timer again");
     }
 }

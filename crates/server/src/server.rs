@@ -121,13 +121,7 @@ impl Server {
             shutdown: stopping.clone(),
             shared: self.shared.clone(),
         });
-        let flush = async {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                refusals.flush(std::time::Instant::now());
-            }
-        };
+        let flush = refusals.run_flusher();
         let rtmp = accept_loop(
             &accepting,
             &self.listener,

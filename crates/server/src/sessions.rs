@@ -37,6 +37,9 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct HlsSessions {
     map: Mutex<HashMap<String, Session>>,
+    /// Signalled on every insert: the reaper sleeps on it while no session is open, so an
+    /// idle server has no timer firing (a permit is kept when nobody waits yet).
+    opened: tokio::sync::Notify,
 }
 
 impl HlsSessions {
@@ -47,6 +50,8 @@ impl HlsSessions {
             let id = format!("{:016x}", rand::random::<u64>());
             if !map.contains_key(&id) {
                 map.insert(id.clone(), session);
+                drop(map);
+                self.opened.notify_one();
                 return id;
             }
         }
@@ -81,6 +86,11 @@ impl HlsSessions {
             .map(|(id, _)| id.clone())
             .collect();
         gone.iter().filter_map(|id| map.remove(id)).collect()
+    }
+
+    /// Resolves once a session was inserted since the last call (at once if one was).
+    pub(crate) async fn opened(&self) {
+        self.opened.notified().await;
     }
 
     /// Removes every session (server shutdown).

@@ -420,6 +420,11 @@ impl ChunkReader {
         let slot = match chunk.slot {
             Some(i) if i < self.streams.len() => i,
             _ => {
+                // Room for two at first (control and commands: all a connection that has not
+                // published or played yet uses), not the four a first push would reserve.
+                if self.streams.capacity() == 0 {
+                    self.streams.reserve_exact(2);
+                }
                 self.streams.push((chunk.csid, StreamState::default()));
                 self.streams.len() - 1
             }

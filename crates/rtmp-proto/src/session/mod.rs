@@ -497,7 +497,13 @@ impl ServerSession {
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.role == Role::Idle && self.events.capacity() > 0 {
+            // A connection that neither publishes nor plays may wait a long time (up to the
+            // handshake bound): it keeps no queue meanwhile. Busy sessions keep theirs.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Bytes to send, if any.

@@ -208,10 +208,13 @@ impl RtmpConn {
         if progressed {
             self.record.last_tx = now;
         }
-        if self.out.is_empty()
-            && let Held::Stream(viewer) = &self.held
-        {
-            viewer.flushed(&mut self.timers, now);
+        if self.out.is_empty() {
+            match &self.held {
+                Held::Stream(viewer) => viewer.flushed(&mut self.timers, now),
+                // Only a viewer writing for itself refills its queue soon: any other
+                // connection gives the queue's memory back until it has something to say.
+                _ => self.out.release(),
+            }
         }
         self.session
             .on_write_state(now, !self.out.is_empty(), progressed);

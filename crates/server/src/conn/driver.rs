@@ -2,12 +2,11 @@
 //! fan-out message, a hook's answer, a newcomer's challenge, evidence that the incumbent we
 //! challenge is gone), and the entry point the accept loop spawns.
 
-use super::core::{Held, PendingClaim, RtmpConn, Waiting};
-use crate::access::PendingHook;
+use super::core::{Held, RtmpConn, Waiting};
 use crate::auth::Denial;
 use crate::control::{ConnControl, LentSocket};
-use crate::driver::{ConnCore, drive_over, maybe};
-use crate::fanout::{OutQueue, Seated, Viewer};
+use crate::driver::{ConnCore, drive_over};
+use crate::fanout::OutQueue;
 use crate::shared::Shared;
 use crate::stream::StreamEvent;
 use bytes::BytesMut;
@@ -130,25 +129,35 @@ impl ConnCore for RtmpConn {
             ..
         } = self;
         let publisher = matches!(held, Held::Name(_));
-        let (viewer, seated) = match held {
-            Held::Stream(v) if can_take => (Some(v), None),
-            Held::Seated(s) => (None, Some(&*s)),
-            _ => (None, None),
+        // One future per exclusive state, each an `async` block matching on it: the arms'
+        // futures share their storage, so every connection's task holds the largest, not
+        // the sum of all six (a few hundred bytes per idle connection).
+        let waited = async {
+            match waiting {
+                Waiting::Nothing => std::future::pending().await,
+                Waiting::Hook(h) => Outside::Hook(h.answer().await),
+                Waiting::Challenge(t) => {
+                    t.dead_evidence().await;
+                    Outside::IncumbentGone
+                }
+                Waiting::Cluster(c) => Outside::Cluster(c.answer().await),
+            }
         };
-        let (hook, challenge, claim) = match waiting {
-            Waiting::Nothing => (None, None, None),
-            Waiting::Hook(h) => (Some(h), None, None),
-            Waiting::Challenge(t) => (None, Some(&*t), None),
-            Waiting::Cluster(c) => (None, None, Some(c)),
+        let watched = async {
+            match held {
+                Held::Stream(v) if can_take => Outside::Fanout(v.recv().await),
+                Held::Seated(s) => {
+                    s.changed().await;
+                    Outside::Writer
+                }
+                _ => std::future::pending().await,
+            }
         };
         tokio::select! {
             biased;
             () = control.challenged(), if publisher => Outside::Challenged,
-            () = maybe(challenge.map(|t| t.dead_evidence())) => Outside::IncumbentGone,
-            v = maybe(hook.map(PendingHook::answer)) => Outside::Hook(v),
-            v = maybe(claim.map(PendingClaim::answer)) => Outside::Cluster(v),
-            ev = maybe(viewer.map(Viewer::recv)) => Outside::Fanout(ev),
-            () = maybe(seated.map(Seated::changed)) => Outside::Writer,
+            ev = waited => ev,
+            ev = watched => ev,
         }
     }
 

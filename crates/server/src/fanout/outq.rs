@@ -58,6 +58,14 @@ impl OutQueue {
         self.len == 0
     }
 
+    /// Frees the queue's allocation when nothing is queued (a connection that is quiet for a
+    /// while holds no capacity it is not using).
+    pub(crate) fn release(&mut self) {
+        if self.bufs.is_empty() && self.bufs.capacity() > 0 {
+            self.bufs = VecDeque::new();
+        }
+    }
+
     /// Takes the front buffer out whole.
     pub(crate) fn pop_front(&mut self) -> Option<Bytes> {
         let b = self.bufs.pop_front()?;

@@ -57,7 +57,16 @@ pub(crate) async fn reap_sessions(
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // No session, no timer: an idle server is never woken.
+        if shared.sessions.is_empty() {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = shared.sessions.opened() => {}
+            }
+            tick.reset();
+        }
         tokio::select! {
             () = stop.cancelled() => break,
             _ = tick.tick() => {}
