@@ -4,13 +4,17 @@
 # every server, one after the other, on a fresh process, before the next load starts):
 #   1 publisher at ~600 kbps -> 100, 2000, 8000 players, then upwards in steps while a server
 #   keeps up (a server that fell below 99 % at one step sits out the next ones);
+#   the same at 60 fps (the same ~600 kbps, twice the messages: a server's cost per message
+#   shows), upwards from 8000 players in steps while a server keeps up;
 #   500 publishers x 1 player (ingest); 10,000 idle connections.
 # Server CPU and RSS come from /proc over each measurement window (the nginx worker process,
 # the lifeline process, the srs process); the generator's own CPU is reported beside them.
 # Writes bench/RESULTS.md (and bench/results.jsonl with the raw figures).
 #
 # Env: BENCH_WINDOW (s, default 10), BENCH_STEPS (default "100 2000 8000"), BENCH_MAX_PLAYERS
-#      (step-up limit, default 18000), BENCH_STEP (2000), BENCH_INGEST (publishers of the
+#      (step-up limit, default 18000: every player is a file descriptor of the server, and
+#      the hard limit here is 20000), BENCH_STEP (2000), BENCH_STEPS_60 (the 60 fps loads,
+#      default "8000 10000 12000 14000 16000 18000"), BENCH_INGEST (publishers of the
 #      ingest load, default 500), BENCH_WAIT_IDLE_MAX (s to wait for a 1-min load average
 #      below 1.0 first, default 0), BENCH_IDLE (idle connections, default 10000),
 #      BENCH_PORT (first of the ports used, default 29350), LIFELINE_BIN (a prebuilt server),
@@ -24,6 +28,7 @@ window=${BENCH_WINDOW:-10}
 steps=${BENCH_STEPS:-100 2000 8000}
 max_players=${BENCH_MAX_PLAYERS:-18000}
 step=${BENCH_STEP:-2000}
+steps_60=${BENCH_STEPS_60:-8000 10000 12000 14000 16000 18000}
 ingest=${BENCH_INGEST:-500}
 port_base=${BENCH_PORT:-29350}
 wait_idle_max=${BENCH_WAIT_IDLE_MAX:-0}
@@ -75,6 +80,11 @@ ffmpeg -hide_banner -loglevel error -y \
   -f lavfi -i testsrc=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 \
   -t 30 -c:v libx264 -preset veryfast -tune zerolatency -b:v 500k -maxrate 500k -bufsize 1000k \
   -g 60 -pix_fmt yuv420p -c:a aac -b:a 96k -f flv "$flv"
+flv60=$work/600k60.flv
+ffmpeg -hide_banner -loglevel error -y \
+  -f lavfi -i testsrc=size=640x360:rate=60 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+  -t 30 -c:v libx264 -preset veryfast -tune zerolatency -b:v 500k -maxrate 500k -bufsize 1000k \
+  -g 120 -pix_fmt yuv420p -c:a aac -ar 48000 -b:a 96k -f flv "$flv60"
 
 if [ "$wait_idle_max" -gt 0 ]; then
   waited=0
@@ -201,11 +211,11 @@ load() { # server publishers players
   la=$(cut -d' ' -f1 /proc/loadavg)
   echo "== $1: $2 publisher(s) x $3 player(s) (load average $la)"
   local line
-  line=$("$gen" load --json --server "$1" --url "rtmp://127.0.0.1:$port/live/bench$n" --flv "$flv" \
+  line=$("$gen" load --json --server "$1" --url "rtmp://127.0.0.1:$port/live/bench$n" --flv "${load_flv:-$flv}" \
     --publishers "$2" --players "$3" --duration "$window" --server-pid "$server_pid") || {
     echo "   load failed"; line="{\"mode\":\"load\",\"server\":\"$1\",\"publishers\":$2,\"players_per_stream\":$3,\"players\":$(($2 * $3)),\"kept_up\":0,\"kept_up_pct\":0}"; }
   # The 1-min load average as the load started, so a figure can be read against the machine.
-  line="{\"load_avg_1m\":$la,${line#\{}"
+  line="{\"load_avg_1m\":$la,\"stream\":\"${load_label:-30 fps}\",${line#\{}"
   echo "$line" >> "$results"
   echo "   $(echo "$line" | grep -o '"kept_up_pct":[0-9.]*'), $(echo "$line" | grep -o '"server_cpu_pct":[0-9.]*')"
   echo "$line" | grep -q '"kept_up_pct":\(99\.[0-9]*\|100\.0\)'
@@ -233,6 +243,15 @@ while [ ${#active[@]} -gt 0 ] && [ $((players + step)) -le "$max_players" ]; do
   read -r -a kept <<<"$(run_step 1 "$players")"
   active=("${kept[@]}")
 done
+# 60 fps: the same step-up with the other stream.
+active=("${servers[@]}")
+load_flv=$flv60 load_label="60 fps"
+for players in $steps_60; do
+  [ ${#active[@]} -gt 0 ] || break
+  read -r -a kept <<<"$(run_step 1 "$players")"
+  active=("${kept[@]}")
+done
+load_flv= load_label=
 active=("${servers[@]}")
 run_step "$ingest" 1 >/dev/null
 # Idle connections on a fresh process, so its RSS baseline is its idle size.
@@ -270,6 +289,8 @@ rtmps_section=$(sed -n '/^<!-- rtmps.sh: begin -->/,/^<!-- rtmps.sh: end -->/p' 
   echo "- Lifeline $(git -C "$root" rev-parse --short HEAD), release build, default configuration except the per-address and handshake-rate limits, lifted because every client is 127.0.0.1 (loopback listener, HTTP admin off)"
   echo "- Load average (1/5/15 min) before: $load_before; after: $load_after"
   echo "- Generator: \`lifeline-bench\`, one thread; the generator and the server share the machine's cores"
+  echo "- Open files per process: hard limit $(ulimit -Hn) (\`ulimit -Hn\`); every player is one of the server's, so no step goes beyond $max_players players"
+  echo "- Streams: 30 fps (640x360 H.264 500 kbps + AAC 44.1 kHz 96 kbps, ~73 messages/s) and 60 fps (the same at 60 fps + AAC 48 kHz, ~107 messages/s), both ~600 kbps"
   echo "- Measurement window per load: ${window} s after all players started + 3 s warm-up; a player kept up when"
   echo "  the media timestamps it received advanced by ≥ 99 % of the window"
   echo

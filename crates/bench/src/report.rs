@@ -34,9 +34,20 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-fn load_key(v: &Value) -> (u64, u64) {
+/// The stream a load replayed, as `compare.sh` labels it ("30 fps" when unlabelled).
+fn stream_of(v: &Value) -> &str {
+    v.get("stream").and_then(Value::as_str).unwrap_or("30 fps")
+}
+
+fn load_key(v: &Value) -> (&str, u64, u64) {
     let g = |k| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    (g("publishers"), g("players_per_stream"))
+    (stream_of(v), g("publishers"), g("players_per_stream"))
+}
+
+/// A load's name in the tables: "1 pub × 2000, 30 fps".
+fn load_name(v: &Value) -> String {
+    let (stream, p, n) = load_key(v);
+    format!("{p} pub × {n}, {stream}")
 }
 
 /// Reads the results and returns the Markdown.
@@ -58,14 +69,14 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
     let idles: Vec<&Value> = rows.iter().filter(|v| v["mode"] == "idle").collect();
     let mut out = String::new();
 
-    out.push_str("### Live loads (600 kbps stream, players on loopback)\n\n");
+    out.push_str("### Live loads (~600 kbps streams, players on loopback)\n\n");
     out.push_str("| load | server | players | kept up | kbps/player (mean, min) | lag p50 / p95 / p99 / max ms | server CPU % | server CPU % per Gbit/s | server RSS MiB | generator CPU % | load avg |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for v in &loads {
-        let (p, n) = load_key(v);
         let _ = writeln!(
             out,
-            "| {p} pub × {n} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} / {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} ({}%) | {}, {} | {} / {} / {} / {} | {} | {} | {} | {} | {} |",
+            load_name(v),
             server(v),
             v["players"],
             v["kept_up"],
@@ -91,21 +102,56 @@ pub(crate) fn render(args: &ReportArgs) -> anyhow::Result<String> {
     out.push_str(
         "\n### Largest player count sustained (1 publisher, ≥ 99 % of players kept up)\n\n",
     );
-    out.push_str("| server | players | server CPU % | generator CPU % |\n|---|---:|---:|---:|\n");
-    for name in std::iter::once(&args.ours).chain(&args.theirs) {
-        let best = loads
-            .iter()
-            .filter(|v| server(v) == *name && load_key(v).0 == 1)
-            .filter(|v| f(v, "kept_up_pct").is_some_and(|k| k >= 99.0))
-            .max_by_key(|v| load_key(v).1);
-        if let Some(v) = best {
+    out.push_str("| stream | server | players | the next step | server CPU % | generator CPU % |\n|---|---|---:|---|---:|---:|\n");
+    let mut streams: Vec<&str> = Vec::new();
+    for v in &loads {
+        if !streams.contains(&stream_of(v)) {
+            streams.push(stream_of(v));
+        }
+    }
+    for stream in streams {
+        let one = |name: &str| -> Vec<&Value> {
+            loads
+                .iter()
+                .copied()
+                .filter(|v| server(v) == name && stream_of(v) == stream && load_key(v).1 == 1)
+                .collect()
+        };
+        let best = |name: &str| {
+            one(name)
+                .into_iter()
+                .filter(|v| f(v, "kept_up_pct").is_some_and(|k| k >= 99.0))
+                .max_by_key(|v| load_key(v).2)
+        };
+        for name in std::iter::once(&args.ours).chain(&args.theirs) {
+            let Some(v) = best(name) else { continue };
+            // The step above the best: where it fell below 99 %, or that no step was run.
+            let next = one(name)
+                .into_iter()
+                .filter(|w| load_key(w).2 > load_key(v).2)
+                .min_by_key(|w| load_key(w).2)
+                .map_or_else(
+                    || "not run (the search's limit)".to_owned(),
+                    |w| format!("{}: {}% kept up", w["players"], num(f(w, "kept_up_pct"), 1)),
+                );
             let _ = writeln!(
                 out,
-                "| {name} | {} | {} | {} |",
+                "| {stream} | {name} | {} | {next} | {} | {} |",
                 v["players"],
                 num(f(v, "server_cpu_pct"), 1),
                 num(f(v, "generator_cpu_pct"), 1)
             );
+        }
+        let players = |name: &str| best(name).and_then(|v| f(v, "players"));
+        for theirs in &args.theirs {
+            if let (Some(a), Some(b)) = (players(&args.ours), players(theirs)) {
+                let _ = writeln!(
+                    out,
+                    "| {stream} | ratio {} / {theirs} | {:.2} | | | |",
+                    args.ours,
+                    a / b
+                );
+            }
         }
     }
 
@@ -162,11 +208,11 @@ fn ratios(out: &mut String, loads: &[&Value], ours: &str, theirs: &str) {
         else {
             continue;
         };
-        let (p, n) = load_key(a);
         let r = |k: &str| ratio(f(a, k), f(b, k));
         let _ = writeln!(
             out,
-            "| {p} pub × {n} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            load_name(a),
             r("kept_up_pct"),
             r("server_cpu_pct_per_gbps"),
             r("server_rss_kib"),
