@@ -1,4 +1,7 @@
 //! A Lifeline server process and real RTMP clients (ffmpeg, rtmpdump) for end-to-end tests.
+//!
+//! Test-only code: its `unwrap`/`expect`/`panic!` are the failure of the test that calls them
+//! (a temp dir not made, the server not started); no peer's byte reaches any of them.
 
 use crate::process::ChildGuard;
 use std::net::SocketAddr;
