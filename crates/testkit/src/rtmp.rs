@@ -20,7 +20,7 @@ impl TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap(); // ok: test helper, no peer byte
         Self(dir)
     }
 
@@ -72,7 +72,7 @@ impl Lifeline {
     pub fn start_in(bin: &Path, config: &str, prefix: &[&str], listen: &str) -> Self {
         let dir = TempDir::new("lifeline-test");
         let config_path = dir.path().join("lifeline.toml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(&config_path, config).unwrap(); // ok: test helper, no peer byte
         let log = dir.path().join("server.log");
         let mut cmd = match prefix.split_first() {
             Some((first, rest)) => {
@@ -95,7 +95,7 @@ impl Lifeline {
             "RUST_LOG",
             std::env::var("LIFELINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
-        let child = ChildGuard::spawn_logged(&mut cmd, &log).expect("start lifeline");
+        let child = ChildGuard::spawn_logged(&mut cmd, &log).expect("start lifeline"); // ok: test helper, no peer byte
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: None,
@@ -107,11 +107,11 @@ impl Lifeline {
         };
         let line = server
             .wait_log("RTMP listening", Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("server did not start:\n{}", server.log_text()));
+            .unwrap_or_else(|| panic!("server did not start:\n{}", server.log_text())); // ok: test helper, no peer byte
         let addr = line.rsplit("addr=").next().unwrap_or_default().trim();
         server.addr = addr
             .parse()
-            .unwrap_or_else(|_| panic!("no address in {line:?}"));
+            .unwrap_or_else(|_| panic!("no address in {line:?}")); // ok: test helper, no peer byte
         // The playback and HTTP listeners are bound right after the RTMP one, before
         // anything is served.
         server.playback_addr = server
@@ -130,13 +130,13 @@ impl Lifeline {
 
     /// `http://PLAYBACK_ADDR/PATH` (panics when playback is off).
     pub fn playback_url(&self, path: &str) -> String {
-        let addr = self.playback_addr.expect("[playback] is enabled");
+        let addr = self.playback_addr.expect("[playback] is enabled"); // ok: test helper, no peer byte
         format!("http://{addr}/{path}")
     }
 
     /// `rtmps://RTMPS_ADDR/PATH` (panics when `[rtmps]` is off).
     pub fn rtmps_url(&self, path: &str) -> String {
-        let addr = self.rtmps_addr.expect("[rtmps] listen is set");
+        let addr = self.rtmps_addr.expect("[rtmps] listen is set"); // ok: test helper, no peer byte
         format!("rtmps://{addr}/{path}")
     }
 
